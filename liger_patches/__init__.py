@@ -1,0 +1,1 @@
+"""Liger-Kernel fused kernels applied to Falcon-H1, exact with every µP multiplier."""

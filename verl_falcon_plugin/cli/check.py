@@ -1,0 +1,42 @@
+"""``falcon-h1r check``: the preflight."""
+
+from __future__ import annotations
+
+import argparse
+
+from verl_falcon_plugin.preflight import Status, discover_checks, format_table, run_check, select_checks
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="prove the patches exact on a tiny model in this environment",
+        description="Run the preflight checks; exits non-zero when any check FAILs.",
+    )
+    parser.add_argument(
+        "only",
+        nargs="*",
+        metavar="CHECK_OR_AREA",
+        help="run only these checks or areas (default: all)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the checks and exit")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    checks = discover_checks()
+    if args.list:
+        for check in checks.values():
+            print(f"{check.area:12s} {check.name}")
+        return 0
+    outcomes = []
+    for check in select_checks(checks, args.only):
+        outcome = run_check(check)
+        print(f"[{outcome.result.status.value}] {check.name}: {outcome.result.detail}", flush=True)
+        outcomes.append(outcome)
+    print()
+    print(format_table(outcomes))
+    failed = [o.check.name for o in outcomes if o.result.status is Status.FAIL]
+    counts = {s: sum(o.result.status is s for o in outcomes) for s in Status}
+    print(f"\n{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.SKIP]} skipped")
+    return 1 if failed else 0
