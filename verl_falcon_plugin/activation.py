@@ -25,7 +25,10 @@ SUPPORTED_VERL = SpecifierSet(">=0.9.1,<0.10")
 
 #: (what it is, "module:function"). Each installer is idempotent and returns the
 #: human-readable names of what it registered or patched. Areas add their line here.
-INSTALLERS: tuple[tuple[str, str], ...] = ()
+INSTALLERS: tuple[tuple[str, str], ...] = (
+    ("Falcon-H1 packed + Ulysses patches in verl's apply_monkey_patch", "verl_falcon_plugin.models.falcon_h1.verl_hook:install"),
+    ("Liger kernels for Falcon-H1 behind model.use_liger", "liger_patches.verl_hook:install"),
+)
 
 
 class UnsupportedVersionError(RuntimeError):
@@ -59,6 +62,15 @@ def _resolve(target: str) -> Callable[[], list[str]]:
     return getattr(importlib.import_module(module_name), function_name)
 
 
+def _import_verl():
+    try:
+        import verl
+    except Exception:
+        logger.exception("falcon_h1r: activation FAILED: verl cannot be imported")
+        raise
+    return verl
+
+
 def register() -> list[str]:
     """Install every Falcon-H1R patch and registry entry into verl; idempotent.
 
@@ -66,12 +78,12 @@ def register() -> list[str]:
     :class:`ActivationError` (after logging it at ERROR, since verl's plugin
     loader would otherwise hide it).
     """
+    # Outside the lock: a first `import verl` loads our entry point, which calls register() itself.
+    verl = _import_verl()
     with _LOCK:
         if ACTIVATION.done:
             return list(ACTIVATION.installed)
         try:
-            import verl
-
             check_verl_version(verl.__version__)
             for what, target in INSTALLERS:
                 try:
