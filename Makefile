@@ -49,14 +49,14 @@ $(STAMP_VLLM):
 test: test-verl test-vllm
 
 test-verl: $(STAMP)
-	$(CPU_ENV) $(VENV)/bin/python -m pytest tests --ignore=tests/vllm $(PYTEST_FLAGS)
+	$(CPU_ENV) $(VENV)/bin/python -m pytest tests upstream_prs --ignore=tests/vllm $(PYTEST_FLAGS)
 
 test-vllm: $(STAMP_VLLM)
 	$(CPU_ENV) $(VENV_VLLM)/bin/python -m pytest tests/vllm $(PYTEST_FLAGS)
 
 # Skips multi-process, Triton-interpreter and vLLM-engine tests: for the edit-test loop.
 test-fast: $(STAMP)
-	$(CPU_ENV) $(VENV)/bin/python -m pytest tests --ignore=tests/vllm -m "not slow" $(PYTEST_FLAGS)
+	$(CPU_ENV) $(VENV)/bin/python -m pytest tests upstream_prs --ignore=tests/vllm -m "not slow" $(PYTEST_FLAGS)
 
 # The preflight on the embedded defaults (a tiny Falcon-H1 built in code).
 demo: $(STAMP)
