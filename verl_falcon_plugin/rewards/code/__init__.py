@@ -1,0 +1,26 @@
+"""Binary code reward through Sandbox-Fusion (``code_reward``), with extraction, test formats and endpoints."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "code_reward": "verl_falcon_plugin.rewards.code.reward",
+    "extract_code": "verl_falcon_plugin.rewards.code.extract",
+    "detect_language": "verl_falcon_plugin.rewards.code.extract",
+    "CodeBlock": "verl_falcon_plugin.rewards.code.extract",
+    "parse_tests": "verl_falcon_plugin.rewards.code.tests",
+    "sample_tests": "verl_falcon_plugin.rewards.code.tests",
+    "TestCase": "verl_falcon_plugin.rewards.code.tests",
+    "EndpointPool": "verl_falcon_plugin.rewards.code.endpoints",
+    "AllEndpointsDown": "verl_falcon_plugin.rewards.code.endpoints",
+    "shared_pool": "verl_falcon_plugin.rewards.code.endpoints",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,0 +1,25 @@
+"""The embedded sandbox: Sandbox-Fusion's ``/run_code`` protocol served from this machine, no Docker.
+
+See :mod:`verl_falcon_plugin.rewards.sandbox.runner` for what isolation a run gets and,
+as importantly, what it does not. Start one with ``falcon-h1r sandbox serve`` or, in-process,
+``with embedded_sandbox(workers=2) as url: ...``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Sandbox": "verl_falcon_plugin.rewards.sandbox.runner",
+    "SandboxLimits": "verl_falcon_plugin.rewards.sandbox.runner",
+    "SandboxServer": "verl_falcon_plugin.rewards.sandbox.server",
+    "embedded_sandbox": "verl_falcon_plugin.rewards.sandbox.server",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
