@@ -3,10 +3,7 @@
 Public names are imported lazily: this package imports neither torch nor verl.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from verl_falcon_plugin.lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_EPS": "verl_falcon_plugin.losses.balanced_dp",
@@ -20,9 +17,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,34 +5,24 @@ Nothing here imports verl or torch. Attributes are loaded on first use, so that
 ``import verl_falcon_plugin.rewards`` stays cheap (math-verify pulls in sympy).
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
+from verl_falcon_plugin.lazy import lazy_exports
 from verl_falcon_plugin.rewards.result import RewardResult, RewardStatus
 
 _LAZY = {
-    "compute_score": "router",
-    "compute_score_async": "router",
-    "compute_score_batch": "router",
-    "resolve_domain": "router",
-    "math_reward": "math",
-    "MathVerifyPool": "math_verify_runner",
-    "extract_answer": "extract",
-    "check_format": "format",
-    "think_tags_survive_decode": "format",
-    "judge_reward": "judge",
-    "JudgeClient": "judge",
-    "code_reward": "code",
+    "compute_score": ".router",
+    "compute_score_async": ".router",
+    "compute_score_batch": ".router",
+    "resolve_domain": ".router",
+    "math_reward": ".math",
+    "MathVerifyPool": ".math_verify_runner",
+    "extract_answer": ".extract",
+    "check_format": ".format",
+    "think_tags_survive_decode": ".format",
+    "judge_reward": ".judge",
+    "JudgeClient": ".judge",
+    "code_reward": ".code",
 }
 
 __all__ = ["RewardResult", "RewardStatus", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -1,9 +1,6 @@
 """Binary code reward through Sandbox-Fusion (``code_reward``), with extraction, test formats and endpoints."""
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from verl_falcon_plugin.lazy import lazy_exports
 
 _EXPORTS = {
     "code_reward": "verl_falcon_plugin.rewards.code.reward",
@@ -18,9 +15,4 @@ _EXPORTS = {
     "shared_pool": "verl_falcon_plugin.rewards.code.endpoints",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,10 +5,7 @@ as importantly, what it does not. Start one with ``falcon-h1r sandbox serve`` or
 ``with embedded_sandbox(workers=2) as url: ...``.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from verl_falcon_plugin.lazy import lazy_exports
 
 _EXPORTS = {
     "Sandbox": "verl_falcon_plugin.rewards.sandbox.runner",
@@ -17,9 +14,4 @@ _EXPORTS = {
     "embedded_sandbox": "verl_falcon_plugin.rewards.sandbox.server",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

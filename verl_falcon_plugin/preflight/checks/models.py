@@ -1,0 +1,71 @@
+"""Falcon-H1 packed sequences and Ulysses SP (``verl_falcon_plugin.models.falcon_h1``) are exact here.
+
+Both compare the patched tiny model (12 Q / 2 KV attention heads, 24 SSM heads, µP
+multipliers) with *unpatched* transformers running each sequence alone, forward and
+backward, and also confirm that the unpatched model on the same packed input is wrong
+(so the check can fail). On a CUDA machine the packed check runs there, exercising the
+mamba_ssm / causal_conv1d ``seq_idx`` path when those are installed.
+"""
+
+from __future__ import annotations
+
+from verl_falcon_plugin.preflight.registry import CheckResult, register_check
+from verl_falcon_plugin.requires import is_available
+
+SP_LENGTHS = [5, 1, 13, 6]
+
+
+def _missing(*modules: str) -> list[str]:
+    return [m for m in modules if not is_available(m)]
+
+
+def _verdict(logits: float, grads: float, unpatched: float, detail: str) -> CheckResult:
+    from verl_falcon_plugin.models.falcon_h1.equivalence import GRAD_TOLERANCE, LOGITS_TOLERANCE
+
+    detail = (
+        f"{detail}: logits rel err {logits:.1e} (tol {LOGITS_TOLERANCE:g}), grads rel err {grads:.1e} "
+        f"(tol {GRAD_TOLERANCE:g}); unpatched HF on the same input: {unpatched:.1e}"
+    )
+    if grads > GRAD_TOLERANCE:
+        return CheckResult.failed(detail)
+    if unpatched <= 100 * LOGITS_TOLERANCE:
+        return CheckResult.failed(f"{detail} — the unpatched model should differ; the check proves nothing")
+    return CheckResult.within(logits, LOGITS_TOLERANCE, detail)
+
+
+@register_check("falcon_h1.packed", area="models")
+def packed() -> CheckResult:
+    missing = _missing("torch", "transformers")
+    if missing:
+        return CheckResult.skipped(f"{', '.join(missing)} not installed: pip install 'verl-falcon-plugin[verl]'")
+    import torch
+
+    from verl_falcon_plugin.models.falcon_h1.equivalence import DEFAULT_LENGTHS, packed_check
+    from verl_falcon_plugin.testing import REALISTIC_GEOMETRY
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False  # TF32 would dominate an fp32 comparison
+    try:
+        result = packed_check(REALISTIC_GEOMETRY, DEFAULT_LENGTHS, device=device)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+    detail = f"packed lengths {list(DEFAULT_LENGTHS)} on {device} vs one at a time"
+    return _verdict(result.logits, result.grads, result.unpatched_logits, detail)
+
+
+@register_check("falcon_h1.ulysses_sp2", area="models")
+def ulysses_sp2() -> CheckResult:
+    missing = _missing("torch", "transformers", "verl")
+    if missing:
+        return CheckResult.skipped(f"{', '.join(missing)} not installed: pip install 'verl-falcon-plugin[verl]'")
+    from verl_falcon_plugin.models.falcon_h1.equivalence import sp_check
+    from verl_falcon_plugin.testing import REALISTIC_GEOMETRY
+
+    case = dict(name="realistic", sp_size=2, geometry=REALISTIC_GEOMETRY, lengths=SP_LENGTHS, attn="sdpa", seed=0)
+    rows = sp_check([case], world_size=2)
+    from verl_falcon_plugin.models.falcon_h1.equivalence import GRAD_TOLERANCE, LOGITS_TOLERANCE
+
+    worst = max(rows, key=lambda r: max(r["logits"] / LOGITS_TOLERANCE, r["grads"] / GRAD_TOLERANCE))
+    detail = f"2 gloo processes, verl's ulysses_pad_and_slice_inputs, lengths {SP_LENGTHS}, rank {worst['rank']}"
+    return _verdict(worst["logits"], worst["grads"], min(r["unpatched_logits"] for r in rows), detail)
