@@ -26,8 +26,16 @@ SUPPORTED_VERL = SpecifierSet(">=0.9.1,<0.10")
 #: (what it is, "module:function"). Each installer is idempotent and returns the
 #: human-readable names of what it registered or patched. Areas add their line here.
 INSTALLERS: tuple[tuple[str, str], ...] = (
-    ("Falcon-H1 packed + Ulysses patches in verl's apply_monkey_patch", "verl_falcon_plugin.models.falcon_h1.verl_hook:install"),
+    (
+        "Falcon-H1 packed + Ulysses patches in verl's apply_monkey_patch",
+        "verl_falcon_plugin.models.falcon_h1.verl_hook:install",
+    ),
     ("Liger kernels for Falcon-H1 behind model.use_liger", "liger_patches.verl_hook:install"),
+    (
+        "streaming SFT dataloader + empty_cache hook in SFTTrainer",
+        "verl_falcon_plugin.data.sft_trainer_hooks:install",
+    ),
+    ("balanced DP token loss and the falcon_h1r policy loss", "verl_falcon_plugin.losses.verl_hook:install"),
 )
 
 

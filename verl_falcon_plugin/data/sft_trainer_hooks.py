@@ -61,7 +61,7 @@ def _patch_class(trainer_cls: type, name: str) -> str:
 
     setattr(_build_dataloader, _PATCHED_FLAG, True)
     trainer_cls._build_dataloader = _build_dataloader
-    logger.info("patched %s", description)
+    logger.debug("patched %s", description)  # activation reports it at INFO
     return description
 
 
