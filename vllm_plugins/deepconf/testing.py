@@ -30,8 +30,15 @@ def build_word_tokenizer(vocab_size: int):
     return tok
 
 
-def save_tiny_llama(path: str | Path, vocab_size: int = 256, seed: int = 0, init_std: float = 0.5) -> Path:
-    """Save a 2-layer random Llama (hidden 128, 2 heads of 64) and its tokenizer to ``path``.
+def save_tiny_llama(
+    path: str | Path,
+    vocab_size: int = 256,
+    seed: int = 0,
+    init_std: float = 0.5,
+    hidden_size: int = 128,
+    num_layers: int = 2,
+) -> Path:
+    """Save a random Llama (default: 2 layers, hidden 128, heads of 64) and its tokenizer to ``path``.
 
     ``init_std`` is large so the next-token distributions are peaked and vary from
     step to step: the confidence curve then has structure a threshold can cut.
@@ -41,11 +48,11 @@ def save_tiny_llama(path: str | Path, vocab_size: int = 256, seed: int = 0, init
     path = Path(path)
     config = transformers.LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=hidden_size // 64,
+        num_key_value_heads=hidden_size // 64,
         head_dim=64,
         max_position_embeddings=512,
         initializer_range=init_std,
