@@ -38,9 +38,12 @@ test-vllm: $(STAMP_VLLM)
 test-fast: $(STAMP)
 	$(CPU_ENV) $(VENV)/bin/python -m pytest tests upstream_prs --ignore=tests/vllm -m "not slow" $(PYTEST_FLAGS)
 
-# The preflight on the embedded defaults (a tiny Falcon-H1 built in code).
-demo: $(STAMP)
-	$(CPU_ENV) $(VENV)/bin/falcon-h1r check
+# The preflight on the embedded defaults (tiny models built in code), in both environments.
+# Without a GPU, Liger's Triton kernels run on the Triton interpreter.
+TRITON_INTERPRET ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
+demo: $(STAMP) $(STAMP_VLLM)
+	$(CPU_ENV) TRITON_INTERPRET=$(TRITON_INTERPRET) $(VENV)/bin/falcon-h1r check
+	$(CPU_ENV) $(VENV_VLLM)/bin/falcon-h1r check deepconf
 
 # Each prints ratios against a baseline measured in the same run; results land in benchmarks/results/.
 VLLM_BENCHMARKS := benchmarks/deepconf_overhead.py

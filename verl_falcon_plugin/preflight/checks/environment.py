@@ -51,7 +51,10 @@ def verl_plugin() -> CheckResult:
             "`import verl` did not activate the plugin (VERL_USE_EXTERNAL_PLUGINS may exclude "
             f"'{ours[0].name}'; verl logs plugin errors only at DEBUG)"
         )
-    return CheckResult.passed(f"{len(ACTIVATION.installed)} entries: {'; '.join(ACTIVATION.installed)}")
+    from verl_falcon_plugin.activation import INSTALLERS
+
+    areas = "; ".join(what for what, _ in INSTALLERS)
+    return CheckResult.passed(f"{len(ACTIVATION.installed)} patches and registry entries from: {areas}")
 
 
 @register_check("activation.hydra_group", area="activation")
