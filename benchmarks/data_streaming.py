@@ -119,12 +119,16 @@ def main() -> None:
                       f"(incl. build {result['samples_per_s_incl_build']:6.1f})  RSS +{result['rss_growth_mb']:7.1f} MB", flush=True)  # fmt: skip
 
     ratios = {
-        "throughput streaming/verl (1x)": results["streaming_1x"]["samples_per_s"] / results["verl_1x"]["samples_per_s"],
+        "throughput streaming/verl (1x)": results["streaming_1x"]["samples_per_s"]
+        / results["verl_1x"]["samples_per_s"],
         "throughput incl. build streaming/verl (10x)": results["streaming_10x"]["samples_per_s_incl_build"]
         / results["verl_10x"]["samples_per_s_incl_build"],
-        "RSS growth verl/streaming (1x)": results["verl_1x"]["rss_growth_mb"] / results["streaming_1x"]["rss_growth_mb"],
-        "RSS growth verl/streaming (10x)": results["verl_10x"]["rss_growth_mb"] / results["streaming_10x"]["rss_growth_mb"],
-        "RSS growth 10x/1x streaming": results["streaming_10x"]["rss_growth_mb"] / results["streaming_1x"]["rss_growth_mb"],
+        "RSS growth verl/streaming (1x)": results["verl_1x"]["rss_growth_mb"]
+        / results["streaming_1x"]["rss_growth_mb"],
+        "RSS growth verl/streaming (10x)": results["verl_10x"]["rss_growth_mb"]
+        / results["streaming_10x"]["rss_growth_mb"],
+        "RSS growth 10x/1x streaming": results["streaming_10x"]["rss_growth_mb"]
+        / results["streaming_1x"]["rss_growth_mb"],
         "RSS growth 10x/1x verl": results["verl_10x"]["rss_growth_mb"] / results["verl_1x"]["rss_growth_mb"],
     }
     print()

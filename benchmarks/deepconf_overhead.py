@@ -15,7 +15,8 @@ model a decode step costs far less than a real 7B step on GPU, so the ratio here
 an upper bound; the absolute extra milliseconds per step are printed too, plus the
 isolated ``apply`` cost at Falcon-H1R's vocabulary (131072) for scale.
 
-    .venv-vllm/bin/python benchmarks/deepconf_overhead.py [--batch 16] [--tokens 48] [--vocab 32000] [--hidden 128 --layers 2]
+    .venv-vllm/bin/python benchmarks/deepconf_overhead.py [--batch 16] [--tokens 48] [--vocab 32000] \
+        [--hidden 128 --layers 2]
 
 The processor's cost is a fixed ~1.5 ms per step at batch 16 and vocab 32000 on this CPU, so the ratio
 depends on the model's own step time: with the default tiny model (a ~7 ms step) it is about 1.25; with
@@ -108,8 +109,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = save_tiny_llama(tmp, vocab_size=args.vocab, hidden_size=args.hidden, num_layers=args.layers)
         llm = LLM(
-            str(path), dtype="float32", enforce_eager=True, kv_cache_memory_bytes=64 << 20,
-            max_model_len=512, max_num_seqs=args.batch, seed=0,
+            str(path),
+            dtype="float32",
+            enforce_eager=True,
+            kv_cache_memory_bytes=64 << 20,
+            max_model_len=512,
+            max_num_seqs=args.batch,
+            seed=0,
         )
         print("engine up; warming up", flush=True)
         timed_generate(llm, args.batch, 8, None, 1)  # warm-up
@@ -140,9 +146,15 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    payload = dict(args=vars(args), plain_ms=1000 * plain_s, deepconf_ms=1000 * deepconf_s, ratio=ratio,
-                   apply_in_engine_ms=1000 * apply_s, ratio_estimate=estimate,
-                   isolated_apply_ms={str(k): v for k, v in apply_ms.items()})
+    payload = dict(
+        args=vars(args),
+        plain_ms=1000 * plain_s,
+        deepconf_ms=1000 * deepconf_s,
+        ratio=ratio,
+        apply_in_engine_ms=1000 * apply_s,
+        ratio_estimate=estimate,
+        isolated_apply_ms={str(k): v for k, v in apply_ms.items()},
+    )
     outputs = (("deepconf_overhead.json", json.dumps(payload, indent=2)), ("deepconf_overhead.md", text + "\n"))
     for name, data in outputs:
         tmp_file = RESULTS / f".{name}.tmp"

@@ -67,16 +67,20 @@ def print_analytic() -> list[dict]:
     print(f"Analytic, Falcon-H1R-7B LM head (V={VOCAB:,}, H={HIDDEN:,}), one {CONTEXT:,}-token micro-batch")
     print("HF held = the logits + log-softmax's fp32 output, alive from the forward to the backward (a lower bound:")
     print("the backward adds fp32 gradient buffers of the same size, see the measurement below)")
-    print(f"{'logits':>6} {'SP':>3} {'tokens/GPU':>10} {'1 copy':>9} {'HF held':>9} {'fused':>9} {'saved':>9} "
-          f"{'HF/fused':>9}")
+    print(
+        f"{'logits':>6} {'SP':>3} {'tokens/GPU':>10} {'1 copy':>9} {'HF held':>9} {'fused':>9} {'saved':>9} "
+        f"{'HF/fused':>9}"
+    )
     for logits_bytes, name in ((2, "bf16"), (4, "fp32")):
         for sp in (1, 2):
             row = analytic(CONTEXT // sp, VOCAB, HIDDEN, logits_bytes)
             row.update(logits_dtype=name, ulysses_sp=sp)
             rows.append(row)
-            print(f"{name:>6} {sp:>3} {row['tokens']:>10,} {row['logits_one_copy'] / GiB:>7.2f}Gi "
-                  f"{row['hf_held_fwd_to_bwd'] / GiB:>7.2f}Gi {row['fused_chunk'] / GiB:>7.3f}Gi "
-                  f"{row['saved_held'] / GiB:>7.2f}Gi {row['hf_held_fwd_to_bwd'] / row['fused_chunk']:>8.0f}x")
+            print(
+                f"{name:>6} {sp:>3} {row['tokens']:>10,} {row['logits_one_copy'] / GiB:>7.2f}Gi "
+                f"{row['hf_held_fwd_to_bwd'] / GiB:>7.2f}Gi {row['fused_chunk'] / GiB:>7.3f}Gi "
+                f"{row['saved_held'] / GiB:>7.2f}Gi {row['hf_held_fwd_to_bwd'] / row['fused_chunk']:>8.0f}x"
+            )
     return rows
 
 
@@ -135,8 +139,10 @@ def print_measured(token_counts: list[int], hidden_size: int) -> list[dict]:
     rows = []
     print(f"\nMeasured on this CPU (fp32, V={VOCAB:,}, H={hidden_size}; peak RSS above the start, forward+backward;")
     print("the weight's copy and gradient are in both peaks)")
-    print(f"{'tokens':>7} {'HF peak':>9} {'fused peak':>10} {'HF/fused':>9} {'HF - fused':>10} {'B/logit':>8} "
-          f"{'-> saved at 36,864 tok':>22} {'SP=2':>9}")
+    print(
+        f"{'tokens':>7} {'HF peak':>9} {'fused peak':>10} {'HF/fused':>9} {'HF - fused':>10} {'B/logit':>8} "
+        f"{'-> saved at 36,864 tok':>22} {'SP=2':>9}"
+    )
     fused_loss_step(torch.randn(8, hidden_size), weight, torch.zeros(8, dtype=torch.long))()  # warm-up: imports
     for tokens in token_counts:
         hidden = torch.randn(tokens, hidden_size)
@@ -145,24 +151,41 @@ def print_measured(token_counts: list[int], hidden_size: int) -> list[dict]:
         hf, hf_s = measure(hf_loss_step(hidden, weight, targets))
         per_logit = (hf - fused) / (tokens * VOCAB)
         at_context = per_logit * CONTEXT * VOCAB
-        row = dict(tokens=tokens, hidden=hidden_size, hf_peak=hf, fused_peak=fused, saved=hf - fused,
-                   saved_bytes_per_logit=per_logit, extrapolated_saved_at_context=at_context,
-                   hf_seconds=hf_s, fused_interpreter_seconds=fused_s)
+        row = dict(
+            tokens=tokens,
+            hidden=hidden_size,
+            hf_peak=hf,
+            fused_peak=fused,
+            saved=hf - fused,
+            saved_bytes_per_logit=per_logit,
+            extrapolated_saved_at_context=at_context,
+            hf_seconds=hf_s,
+            fused_interpreter_seconds=fused_s,
+        )
         rows.append(row)
-        print(f"{tokens:>7} {hf / 2**20:>7.0f}Mi {fused / 2**20:>8.0f}Mi {hf / max(fused, 1):>8.2f}x "
-              f"{(hf - fused) / 2**20:>8.0f}Mi {per_logit:>8.1f} {at_context / GiB:>20.1f}Gi "
-              f"{at_context / 2 / GiB:>7.1f}Gi")
+        print(
+            f"{tokens:>7} {hf / 2**20:>7.0f}Mi {fused / 2**20:>8.0f}Mi {hf / max(fused, 1):>8.2f}x "
+            f"{(hf - fused) / 2**20:>8.0f}Mi {per_logit:>8.1f} {at_context / GiB:>20.1f}Gi "
+            f"{at_context / 2 / GiB:>7.1f}Gi"
+        )
     if len(rows) >= 2:
         # the slope between the two largest runs: fixed costs (weight copy and gradient, allocator) cancel
         a, b = rows[-2], rows[-1]
         slope = (b["saved"] - a["saved"]) / ((b["tokens"] - a["tokens"]) * VOCAB)
         held = analytic(CONTEXT, VOCAB, HIDDEN, 4)["hf_held_fwd_to_bwd"] / (CONTEXT * VOCAB)
         at_context = slope * CONTEXT * VOCAB
-        print(f"marginal saving {slope:.1f} B per fp32 logit = {slope / held:.2f} x the analytic held buffers "
-              f"({held:.0f} B): {at_context / GiB:.1f} GiB per {CONTEXT:,}-token micro-batch, "
-              f"{at_context / 2 / GiB:.1f} GiB per rank with Ulysses SP=2")
-        rows.append(dict(marginal_saved_bytes_per_fp32_logit=slope, ratio_to_analytic_held=slope / held,
-                         extrapolated_saved_at_context=at_context))
+        print(
+            f"marginal saving {slope:.1f} B per fp32 logit = {slope / held:.2f} x the analytic held buffers "
+            f"({held:.0f} B): {at_context / GiB:.1f} GiB per {CONTEXT:,}-token micro-batch, "
+            f"{at_context / 2 / GiB:.1f} GiB per rank with Ulysses SP=2"
+        )
+        rows.append(
+            dict(
+                marginal_saved_bytes_per_fp32_logit=slope,
+                ratio_to_analytic_held=slope / held,
+                extrapolated_saved_at_context=at_context,
+            )
+        )
     return rows
 
 
@@ -184,8 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         analytic_rows = print_analytic()
         measured = print_measured(args.tokens, args.hidden)
-    print("\nSpeed: not measured. The fused kernel's time means something only on a GPU (here it runs in "
-          "Triton's CPU interpreter); this project has none.")
+    print(
+        "\nSpeed: not measured. The fused kernel's time means something only on a GPU (here it runs in "
+        "Triton's CPU interpreter); this project has none."
+    )
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     tmp = RESULTS + ".tmp"
     with open(tmp, "w") as f:

@@ -95,7 +95,7 @@ def averaged_gradient(model: torch.nn.Module, rank_batches: list, mode: str) -> 
 
 def global_gradient(model: torch.nn.Module, rank_batches: list) -> torch.Tensor:
     model.zero_grad()
-    losses = torch.cat([l[m] for l, m in rank_batches])
+    losses = torch.cat([token_losses[mask] for token_losses, mask in rank_batches])
     losses.mean().backward(retain_graph=True)
     return torch.cat([p.grad.flatten() for p in model.parameters()]).clone()
 
@@ -109,7 +109,11 @@ def measure(setting: tuple, seed: int = 0) -> dict:
     batches = [per_token_losses(model, rank_lengths, gen, median) for rank_lengths in lengths]
     reference = global_gradient(model, batches)
     row = {
-        "ranks": ranks, "seqs_per_rank": per_rank, "mu": mu, "sigma": sigma, "placement": placement,
+        "ranks": ranks,
+        "seqs_per_rank": per_rank,
+        "mu": mu,
+        "sigma": sigma,
+        "placement": placement,
         "tokens": sum(map(sum, lengths)),
         "rank_token_ratio": max(map(sum, lengths)) / min(map(sum, lengths)),
     }
@@ -131,17 +135,21 @@ def write_atomically(path: Path, payload: object) -> None:
 def main() -> int:
     torch.manual_seed(0)
     rows = [measure(s) for s in SETTINGS]
-    header = (f"{'R':>3} {'seq/r':>5} {'sigma':>5} {'placement':>9} {'tokens':>7} {'tok max/min':>11} | "
-              f"{'spread naive':>12} {'spread bal':>10} | {'dev naive':>9} {'dev bal':>9} {'naive/bal dev':>13}")
+    header = (
+        f"{'R':>3} {'seq/r':>5} {'sigma':>5} {'placement':>9} {'tokens':>7} {'tok max/min':>11} | "
+        f"{'spread naive':>12} {'spread bal':>10} | {'dev naive':>9} {'dev bal':>9} {'naive/bal dev':>13}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
         ratio = r["naive_grad_deviation"] / max(r["balanced_grad_deviation"], sys.float_info.min)
-        print(f"{r['ranks']:>3} {r['seqs_per_rank']:>5} {r['sigma']:>5.1f} {r['placement']:>9} {r['tokens']:>7} "
-              f"{r['rank_token_ratio']:>11.2f} | "
-              f"{r['naive_weight_spread']:>12.2f} {r['balanced_weight_spread']:>10.2f} | "
-              f"{r['naive_grad_deviation']:>9.2e} {r['balanced_grad_deviation']:>9.2e} "
-              f"{(f'{ratio:.1e}' if math.isfinite(ratio) else 'inf'):>13}")
+        print(
+            f"{r['ranks']:>3} {r['seqs_per_rank']:>5} {r['sigma']:>5.1f} {r['placement']:>9} {r['tokens']:>7} "
+            f"{r['rank_token_ratio']:>11.2f} | "
+            f"{r['naive_weight_spread']:>12.2f} {r['balanced_weight_spread']:>10.2f} | "
+            f"{r['naive_grad_deviation']:>9.2e} {r['balanced_grad_deviation']:>9.2e} "
+            f"{(f'{ratio:.1e}' if math.isfinite(ratio) else 'inf'):>13}"
+        )
     write_atomically(RESULTS, rows)
     print(f"\nwrote {RESULTS}")
     return 0

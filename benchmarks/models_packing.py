@@ -111,7 +111,9 @@ def main() -> None:
         speedup_packed_vs_one_by_one=timings["one_by_one_unpatched_s"] / timings["packed_patched_s"],
         speedup_packed_vs_padded=timings["padded_batch_unpatched_s"] / timings["packed_patched_s"],
     )
-    print(f"{args.sequences} sequences of {args.min_len}-{args.max_len} tokens ({tokens} tokens), fwd+bwd, median of {args.repeats}:")
+    print(
+        f"{args.sequences} sequences of {args.min_len}-{args.max_len} tokens ({tokens} tokens), fwd+bwd, median of {args.repeats}:"
+    )
     for name, seconds in timings.items():
         print(f"  {name:28s} {seconds * 1e3:8.1f} ms  ({tokens / seconds:8.0f} tokens/s)")
     print(f"packed / one-by-one speed ratio: {result['speedup_packed_vs_one_by_one']:.2f}x")

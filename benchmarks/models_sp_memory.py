@@ -66,7 +66,11 @@ def rank_worker(rank: int, world: int, port: int, length: int, out_dir: str) -> 
     os.environ["VERL_USE_EXTERNAL_PLUGINS"] = "none"  # measure the model, not other plugins' imports
     import torch
     import torch.distributed as dist
-    from verl.utils.ulysses import gather_outputs_and_unpad, set_ulysses_sequence_parallel_group, ulysses_pad_and_slice_inputs
+    from verl.utils.ulysses import (
+        gather_outputs_and_unpad,
+        set_ulysses_sequence_parallel_group,
+        ulysses_pad_and_slice_inputs,
+    )
 
     from verl_falcon_plugin.models.falcon_h1.patch import patch_falcon_h1
     from verl_falcon_plugin.testing import tiny_falcon_h1
@@ -145,10 +149,14 @@ def main() -> None:
     target = next((r for r in rows if r["sp"] == 2), None)
     if target is not None:
         verdict = "meets" if target["activation_ratio_vs_sp1"] <= 0.6 else "MISSES"
-        print(f"sp=2 activation memory per rank = {target['activation_ratio_vs_sp1']:.3f} x sp=1: {verdict} the <= 0.6 target")
+        print(
+            f"sp=2 activation memory per rank = {target['activation_ratio_vs_sp1']:.3f} x sp=1: {verdict} the <= 0.6 target"
+        )
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "models_sp_memory.json"
-    path.with_suffix(".tmp").write_text(json.dumps(dict(length=args.length, geometry=WIDE_GEOMETRY, rows=rows), indent=2))
+    path.with_suffix(".tmp").write_text(
+        json.dumps(dict(length=args.length, geometry=WIDE_GEOMETRY, rows=rows), indent=2)
+    )
     os.replace(path.with_suffix(".tmp"), path)
     print(f"wrote {path}")
 

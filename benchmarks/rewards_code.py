@@ -28,9 +28,13 @@ RESPONSE = "```python\nimport sys\nn = int(sys.stdin.readline())\nprint(sum(i * 
 
 
 def workload(items: int, tests_per_item: int) -> list[dict]:
-    return [{"inputs": [f"{1000 * (i + t)}\n" for t in range(tests_per_item)],
-             "outputs": [f"{sum(k * k for k in range(1000 * (i + t)))}\n" for t in range(tests_per_item)]}
-            for i in range(items)]
+    return [
+        {
+            "inputs": [f"{1000 * (i + t)}\n" for t in range(tests_per_item)],
+            "outputs": [f"{sum(k * k for k in range(1000 * (i + t)))}\n" for t in range(tests_per_item)],
+        }
+        for i in range(items)
+    ]
 
 
 def measure(instances: int, items: list[dict]) -> dict:
@@ -40,13 +44,19 @@ def measure(instances: int, items: list[dict]) -> dict:
         code_reward(RESPONSE, items[0], endpoints=pool)  # warm-up: page cache, first connections
         start = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(max(2, 2 * instances)) as clients:
-            results = list(clients.map(lambda tests: code_reward(RESPONSE, tests, endpoints=pool, concurrency=2),
-                                       items))
+            results = list(
+                clients.map(lambda tests: code_reward(RESPONSE, tests, endpoints=pool, concurrency=2), items)
+            )
         elapsed = time.perf_counter() - start
         assert all(r.status is RewardStatus.CORRECT for r in results), [r.metadata for r in results if r.score < 1]
         executions = sum(len(r.metadata["tests"]) for r in results)
-        return {"instances": instances, "executions": executions, "seconds": elapsed,
-                "executions_per_s": executions / elapsed, "served": [s.requests_served for s in servers]}
+        return {
+            "instances": instances,
+            "executions": executions,
+            "seconds": elapsed,
+            "executions_per_s": executions / elapsed,
+            "served": [s.requests_served for s in servers],
+        }
     finally:
         for server in servers:
             server.close()
@@ -68,13 +78,20 @@ def main() -> None:
     print(f"{'instances':>9}  {'executions':>10}  {'seconds':>8}  {'exec/s':>7}  {'vs 1':>5}  served per instance")
     for row in rows:
         row["ratio_vs_first"] = row["executions_per_s"] / base
-        print(f"{row['instances']:>9}  {row['executions']:>10}  {row['seconds']:>8.2f}  {row['executions_per_s']:>7.2f}"
-              f"  {row['ratio_vs_first']:>4.2f}x  {row['served']}")
+        print(
+            f"{row['instances']:>9}  {row['executions']:>10}  {row['seconds']:>8.2f}  {row['executions_per_s']:>7.2f}"
+            f"  {row['ratio_vs_first']:>4.2f}x  {row['served']}"
+        )
     print(f"(cpu cores: {os.cpu_count()}; load average before the run is not controlled on a shared machine)")
     out = Path(__file__).parent / "results" / "rewards_code.json"
     out.parent.mkdir(exist_ok=True)
-    payload = {"machine": platform.platform(), "cpu_count": os.cpu_count(), "args": vars(args), "rows": rows,
-               "all_runs": runs}
+    payload = {
+        "machine": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "args": vars(args),
+        "rows": rows,
+        "all_runs": runs,
+    }
     with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".tmp", delete=False) as tmp:
         json.dump(payload, tmp, indent=2)
     os.replace(tmp.name, out)

@@ -58,8 +58,6 @@ def measure_equivalence(device: str = "cpu", seed: int = 0, **patch_flags) -> Eq
         model = copy.deepcopy(reference)
         apply_liger_kernel_to_falcon_h1(model=model, **patch_flags)
         loss, grads = _loss_and_grads(model, input_ids, labels)
-    errors = {
-        n: ((grads[n] - g).abs().max() / g.abs().max().clamp_min(1e-6)).item() for n, g in ref_grads.items()
-    }
+    errors = {n: ((grads[n] - g).abs().max() / g.abs().max().clamp_min(1e-6)).item() for n, g in ref_grads.items()}
     worst = max(errors, key=errors.get)
     return Equivalence(abs(loss.item() - ref_loss.item()), errors[worst], worst)

@@ -124,5 +124,10 @@ def apply_liger_kernel_to_falcon_h1(
         "Liger kernels applied to Falcon-H1 (%s): rope=%s rms_norm=%s gated_rms_norm=%s swiglu=%s "
         "fused_linear_cross_entropy=%s cross_entropy=%s",
         "instance" if model is not None else "classes",
-        rope, rms_norm, gated_rms_norm, swiglu, fused_linear_cross_entropy, cross_entropy,
+        rope,
+        rms_norm,
+        gated_rms_norm,
+        swiglu,
+        fused_linear_cross_entropy,
+        cross_entropy,
     )

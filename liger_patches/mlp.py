@@ -13,9 +13,8 @@ is also the cheaper place for it.
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from liger_kernel.ops import LigerSiLUMulFunction
+from torch import nn
 
 
 def check_swiglu_activation(config) -> None:

@@ -29,4 +29,6 @@ def copy_installed_package(distribution: str, version: str, package: str, destin
 
 def apply_patches(folder: Path, root: Path) -> None:
     for patch in sorted(folder.glob("*.patch")):
-        subprocess.run(["patch", "-p1", "--forward", "-d", str(root), "-i", str(patch)], check=True, capture_output=True)
+        subprocess.run(
+            ["patch", "-p1", "--forward", "-d", str(root), "-i", str(patch)], check=True, capture_output=True
+        )

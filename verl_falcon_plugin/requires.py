@@ -44,11 +44,7 @@ def require(module: str, feature: str) -> ModuleType:
     except ImportError as err:
         top = module.split(".")[0]
         extra = EXTRA_FOR_MODULE.get(top)
-        fix = (
-            f"pip install '{DISTRIBUTION}[{extra}]'"
-            if extra
-            else f"pip install {top}"
-        )
+        fix = f"pip install '{DISTRIBUTION}[{extra}]'" if extra else f"pip install {top}"
         raise MissingDependencyError(
             f"{feature} needs `{module}`, which cannot be imported ({err}). Install it with: {fix}"
         ) from err

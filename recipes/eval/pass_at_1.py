@@ -1,6 +1,6 @@
 """pass@1 per benchmark from `falcon-h1r rl-data rollouts` outputs: the mean reward over all samples.
 
-    python recipes/eval/pass_at_1.py results/aime25.jsonl results/gpqa_diamond.jsonl
+python recipes/eval/pass_at_1.py results/aime25.jsonl results/gpqa_diamond.jsonl
 """
 
 from __future__ import annotations

@@ -29,7 +29,12 @@ def test_importing_the_packages_imports_no_framework() -> None:
 
 
 def test_console_script_lists_the_checks() -> None:
-    proc = subprocess.run([str(Path(sys.executable).parent / "falcon-h1r"), "check", "--list"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "falcon-h1r"), "check", "--list"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "environment.versions" in proc.stdout
     assert "activation.hydra_group" in proc.stdout

@@ -26,9 +26,7 @@ runpy.run_module("verl.trainer.main_ppo", run_name="__main__")
 
 def main_ppo(*args: str, plugin: bool = True) -> subprocess.CompletedProcess:
     mode = "with-plugin" if plugin else "without-plugin"
-    return subprocess.run(
-        [sys.executable, "-c", MAIN_PPO, mode, *args], capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([sys.executable, "-c", MAIN_PPO, mode, *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

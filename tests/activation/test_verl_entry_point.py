@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 import verl  # noqa: F401  (activates the plugin before any test swaps its state)
 
 from verl_falcon_plugin import activation
@@ -84,8 +83,6 @@ def test_register_is_idempotent(monkeypatch: pytest.MonkeyPatch, fresh_activatio
 def test_unsupported_verl_version_raises_and_logs_error(
     monkeypatch: pytest.MonkeyPatch, fresh_activation, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import verl
-
     monkeypatch.setattr(verl, "__version__", "0.8.0")
     with caplog.at_level(logging.ERROR, logger="verl_falcon_plugin"):
         with pytest.raises(activation.UnsupportedVersionError, match=r"verl 0\.8\.0 is installed"):

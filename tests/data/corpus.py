@@ -49,9 +49,7 @@ def streaming_config(files: dict[str, Path], probabilities: dict[str, float], **
         "num_workers": 0,
         "streaming": {
             "seed": 0,
-            "sources": [
-                {"name": c, "files": [str(files[c])], "probability": probabilities[c]} for c in probabilities
-            ],
+            "sources": [{"name": c, "files": [str(files[c])], "probability": probabilities[c]} for c in probabilities],
             "patch_verl_trainer": False,
         },
     }

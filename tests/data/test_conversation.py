@@ -27,7 +27,10 @@ MULTI_TURN = {
 TOOL_CALLING = {
     "messages": [
         {"role": "user", "content": "sum 2 and 3 with the tool"},
-        {"role": "assistant", "content": '<think>call it</think>\n<tool_call>{"name": "add", "arguments": {"a": 2}}</tool_call>'},
+        {
+            "role": "assistant",
+            "content": '<think>call it</think>\n<tool_call>{"name": "add", "arguments": {"a": 2}}</tool_call>',
+        },
         {"role": "tool", "content": '{"result": 5}'},
         {"role": "assistant", "content": "<think>got 5</think>\nthe sum is 5"},
     ],

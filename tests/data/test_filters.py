@@ -36,7 +36,10 @@ def test_quality_filter_branches(category, sample, expected):
 
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("clang++") is None, reason="no C++ compiler")
 def test_cpp_is_checked_by_the_compiler():
-    good = chat("<think>ok</think>\n```cpp\n#include <vector>\nint main(){std::vector<int> v; return v.size();}\n```", language="cpp")
+    good = chat(
+        "<think>ok</think>\n```cpp\n#include <vector>\nint main(){std::vector<int> v; return v.size();}\n```",
+        language="cpp",
+    )
     bad = chat("<think>ok</think>\n```cpp\nint main( { return 0 }\n```", language="c++")
     assert quality_problem(good, "code", CONFIG) == (None, [])
     assert quality_problem(bad, "code", CONFIG)[0] == Reason.CODE_SYNTAX_ERROR

@@ -52,7 +52,10 @@ def test_dp_ranks_are_disjoint_and_cover_the_global_stream_and_sp_ranks_are_iden
     config = paper_mixture(tmp_path, rows=50)
     single = [(r["origin"], r["copy"]) for r in take(build_mixture_stream(config, 0, 1, FilterReport()), 300)]
     world = 3
-    per_rank = [[(r["origin"], r["copy"]) for r in take(build_mixture_stream(config, k, world, FilterReport()), 100)] for k in range(world)]
+    per_rank = [
+        [(r["origin"], r["copy"]) for r in take(build_mixture_stream(config, k, world, FilterReport()), 100)]
+        for k in range(world)
+    ]
     for k in range(world):
         assert per_rank[k] == single[k::world]  # covering, in order
     assert sorted(itertools.chain(*per_rank)) == sorted(single)  # disjoint and complete
@@ -66,7 +69,13 @@ def test_difficulty_weights_are_realised_in_the_stream(tmp_path):
     with open(path, "w") as handle:
         for i in range(2000):
             rate = 0.0 if i % 2 else 0.5  # odd rows hard (x1.75), even rows medium (x1)
-            row = {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"<think>r</think>\n\\boxed{{{i}}}"}], "pass_rate": rate}
+            row = {
+                "messages": [
+                    {"role": "user", "content": f"q{i}"},
+                    {"role": "assistant", "content": f"<think>r</think>\n\\boxed{{{i}}}"},
+                ],
+                "pass_rate": rate,
+            }
             handle.write(json.dumps(row) + "\n")
     config = MixtureConfig(sources=(SourceSpec("math", (str(path),), 1.0),), seed=0)
     records = []
@@ -82,9 +91,21 @@ def test_difficulty_weights_are_realised_in_the_stream(tmp_path):
 
 def test_filtered_rows_never_reach_the_stream_and_are_counted(tmp_path):
     path = tmp_path / "math.jsonl"
-    good = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>r</think>\n\\boxed{1}"}], "pass_rate": 0.5}
-    unboxed = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>r</think>\n1"}], "pass_rate": 0.5}
-    empty = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think></think>\n\\boxed{1}"}], "pass_rate": 0.5}
+    good = {
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "<think>r</think>\n\\boxed{1}"},
+        ],
+        "pass_rate": 0.5,
+    }
+    unboxed = {
+        "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>r</think>\n1"}],
+        "pass_rate": 0.5,
+    }
+    empty = {
+        "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think></think>\n\\boxed{1}"}],
+        "pass_rate": 0.5,
+    }
     with open(path, "w") as handle:
         for row in [good, unboxed, good, empty, good]:
             handle.write(json.dumps(row) + "\n")
@@ -98,7 +119,9 @@ def test_filtered_rows_never_reach_the_stream_and_are_counted(tmp_path):
 
 def test_malformed_rows_name_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n{not json\n')
+    path.write_text(
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n{not json\n'
+    )
     config = MixtureConfig(sources=(SourceSpec("other", (str(path),), 1.0),))
     with pytest.raises(MalformedRowError, match=rf"{path}:2: not valid JSON"):
         take(build_mixture_stream(config, 0, 1, FilterReport()), 3)

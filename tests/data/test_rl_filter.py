@@ -21,7 +21,11 @@ def rollouts(rewards, answers=None, truncated=None):
 
 def problem(pid, rewards, answers=None, truncated=None):
     rs = rollouts(rewards, answers, truncated)
-    return {"id": pid, "prompt": f"p{pid}", "rollouts": [{"reward": r.reward, "answer": r.answer, "truncated": r.truncated} for r in rs]}
+    return {
+        "id": pid,
+        "prompt": f"p{pid}",
+        "rollouts": [{"reward": r.reward, "answer": r.answer, "truncated": r.truncated} for r in rs],
+    }
 
 
 DISTINCT = [str(i) for i in range(8)]
@@ -50,7 +54,9 @@ def test_every_branch(rs, expected):
 
 def test_all_truncated_unsolved_are_mostly_dropped_with_a_seeded_sample_kept():
     rs = rollouts([0] * 8, ["7"] * 8, [True] * 8)  # would be a consistent error if not truncated
-    decisions = [judge(rs, f"id:{i}", RLFilterConfig(keep_truncated_fraction=0.1, seed=3)).decision for i in range(2000)]
+    decisions = [
+        judge(rs, f"id:{i}", RLFilterConfig(keep_truncated_fraction=0.1, seed=3)).decision for i in range(2000)
+    ]
     kept = decisions.count(Decision.ALL_TRUNCATED_KEPT)
     assert decisions.count(Decision.ALL_TRUNCATED_DROPPED) + kept == 2000
     assert 200 - 4 * 13.4 < kept < 200 + 4 * 13.4  # binomial(2000, 0.1): 4 standard deviations
@@ -102,7 +108,7 @@ def test_malformed_rows_name_file_and_line_and_leave_no_output(tmp_path, capsys)
     args = ["rl-data", "filter", "--rollouts", str(tmp_path / "r.jsonl"), "--out", str(out),
             "--report", str(tmp_path / "rep.json"), "--no-progress"]  # fmt: skip
     assert main(args) == 2
-    assert f"r.jsonl:2: rollouts[3]: field 'reward'" in capsys.readouterr().out
+    assert "r.jsonl:2: rollouts[3]: field 'reward'" in capsys.readouterr().out
     assert not out.exists() and not list(tmp_path.glob(".kept.jsonl*"))
     write(tmp_path / "r.jsonl", [problem(0, [1] * 7)])
     with pytest.raises(MalformedRowError, match="r.jsonl:1: 7 rollouts, expected 8"):

@@ -55,7 +55,13 @@ def test_rollouts_are_scored_with_the_project_rewards(tmp_path):
 
 def test_problem_rows_are_validated_with_file_and_line(tmp_path):
     problems = tmp_path / "p.jsonl"
-    write_problems(problems, [{"id": 0, "prompt": "x", "ground_truth": "1", "data_source": "math"}, {"id": 1, "prompt": "x", "data_source": "math"}])
+    write_problems(
+        problems,
+        [
+            {"id": 0, "prompt": "x", "ground_truth": "1", "data_source": "math"},
+            {"id": 1, "prompt": "x", "data_source": "math"},
+        ],
+    )
     with pytest.raises(MalformedRowError, match=r"p.jsonl:2: missing field 'ground_truth'"):
         run_rollouts(str(problems), str(tmp_path / "r.jsonl"), CannedGenerator(), SamplingConfig(n=3), progress=False)
     assert not (tmp_path / "r.jsonl").exists()
@@ -91,7 +97,9 @@ def test_openai_server_gets_the_paper_sampling_settings():
         from verl_falcon_plugin.data.rl_rollouts import Problem
 
         client = OpenAIServer(f"http://127.0.0.1:{server.server_port}/v1", "falcon", concurrency=2)
-        problem = Problem(1, {}, [{"role": "system", "content": PAPER_SYSTEM_PROMPT}, {"role": "user", "content": "q"}], "math", "4")
+        problem = Problem(
+            1, {}, [{"role": "system", "content": PAPER_SYSTEM_PROMPT}, {"role": "user", "content": "q"}], "math", "4"
+        )
         results = client.generate([problem, problem], SamplingConfig())
     finally:
         server.shutdown()

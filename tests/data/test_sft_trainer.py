@@ -162,7 +162,9 @@ def test_verls_map_style_path_is_untouched(tmp_path, chat_tokenizer):
     from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
 
     path = tmp_path / "t.parquet"
-    pd.DataFrame([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}] * 8).to_parquet(path)
+    pd.DataFrame(
+        [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}] * 8
+    ).to_parquet(path)
     dataset = MultiTurnSFTDataset(str(path), chat_tokenizer, {"pad_mode": "no_padding", "max_length": 64})
     trainer = make_trainer(dataset, total_steps=1)
     assert isinstance(trainer.train_sampler, DistributedSampler)
@@ -189,7 +191,9 @@ def test_verls_own_factory_builds_the_dataset_from_data_custom_cls(tmp_path, cha
          f"data.train_files={files['math']}", "data.max_length=256", "data.truncation=right"]
     )  # fmt: skip
     with open_dict(config):
-        config.data.streaming = {"sources": [{"name": c, "files": [str(p)], "probability": 0.5} for c, p in files.items()]}
+        config.data.streaming = {
+            "sources": [{"name": c, "files": [str(p)], "probability": 0.5} for c, p in files.items()]
+        }
     with pytest.raises(ValueError, match="num_workers=0"):  # verl's default is 8
         create_sft_dataset(config.data.train_files, config.data, chat_tokenizer, None)
     config.data.num_workers = 0

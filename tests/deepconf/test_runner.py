@@ -20,7 +20,13 @@ def test_settings_paper_defaults_then_yaml_then_command_line(tmp_path):
     args = build_parser().parse_args(["deepconf", "run", "x.jsonl", "--out", "o", "--config", str(cfg), "--eta", "0.1"])
     s = resolve_settings(args)
     assert (s.budget, s.eta, s.window, s.n_init, s.temperature, s.top_p, s.max_tokens) == (
-        64, 0.1, 512, 16, 0.6, 0.95, 65536
+        64,
+        0.1,
+        512,
+        16,
+        0.6,
+        0.95,
+        65536,
     )
     cfg.write_text("budjet: 3\n")
     with pytest.raises(SystemExit, match="budjet"):

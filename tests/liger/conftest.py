@@ -72,6 +72,7 @@ def _install_interpreter_shim() -> None:
 
     implicit_cvt._falcon_h1r_shim = True
     interpreter._implicit_cvt = implicit_cvt
+
     def rsqrt(x):
         # looked up at call time: the interpreter swaps tl.math's builtins only while a kernel runs
         return tl.math.rsqrt(x)

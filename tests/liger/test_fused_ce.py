@@ -95,12 +95,15 @@ def test_sharded_losses_add_up_to_the_global_token_mean():
     assert abs(sum(s.item() for s in shares) - full.item()) < TOL
     assert (h.grad - h_full.grad).abs().max() < TOL and (w.grad - w_full.grad).abs().max() < TOL
     # a per-shard mean (the naive aggregation) is not the global mean here
-    local_means = [falcon_h1_fused_linear_cross_entropy(hidden[:, s], weight, MULTIPLIER, targets[:, s]) for s in
-                   (slice(0, 10), slice(10, 20))]
+    local_means = [
+        falcon_h1_fused_linear_cross_entropy(hidden[:, s], weight, MULTIPLIER, targets[:, s])
+        for s in (slice(0, 10), slice(10, 20))
+    ]
     assert abs(sum(m.item() for m in local_means) / 2 - full.item()) > 1e-3
 
 
 def test_mismatched_targets_are_refused():
     with pytest.raises(ValueError, match="shift_labels has 5 targets for 6 hidden states"):
-        falcon_h1_fused_linear_cross_entropy(torch.randn(6, HIDDEN), torch.randn(VOCAB, HIDDEN), 1.0,
-                                             torch.zeros(5, dtype=torch.long))
+        falcon_h1_fused_linear_cross_entropy(
+            torch.randn(6, HIDDEN), torch.randn(VOCAB, HIDDEN), 1.0, torch.zeros(5, dtype=torch.long)
+        )

@@ -115,7 +115,7 @@ def test_gated_rms_norm_bf16_and_decode_shape():
     z = torch.randn(5, 64).to(torch.bfloat16)
     y_ref, y = ref(x, z), ours(x, z)
     assert y.dtype == y_ref.dtype == torch.bfloat16 and y.shape == y_ref.shape
-    assert max_err(y_ref, y) <= 2 ** -6 * y_ref.float().abs().max().item()  # one bf16 ulp of the largest value
+    assert max_err(y_ref, y) <= 2**-6 * y_ref.float().abs().max().item()  # one bf16 ulp of the largest value
 
 
 def test_gated_rms_norm_rejects_bad_groups():

@@ -42,9 +42,7 @@ def loss_and_grads(model, input_ids, labels):
 
 def worst_grad_error(grads, ref_grads) -> tuple[float, str]:
     assert grads.keys() == ref_grads.keys()
-    errors = {
-        n: ((grads[n] - g).abs().max() / g.abs().max().clamp_min(1e-6)).item() for n, g in ref_grads.items()
-    }
+    errors = {n: ((grads[n] - g).abs().max() / g.abs().max().clamp_min(1e-6)).item() for n, g in ref_grads.items()}
     name = max(errors, key=errors.get)
     return errors[name], name
 

@@ -145,10 +145,10 @@ def test_balance_dp_token_switch_selects_the_balanced_loss() -> None:
 
 
 def test_sft_trainer_build_engine_hands_the_balanced_loss_to_its_client() -> None:
-    from omegaconf import OmegaConf
-
     import verl.trainer.sft_trainer as sft_trainer
     import verl.trainer.sft_trainer_ray as sft_trainer_ray
+    from omegaconf import OmegaConf
+
     from verl_falcon_plugin.losses.balanced_dp import balanced_sft_loss
     from verl_falcon_plugin.losses.verl_hook import balance_dp_token_hook, install
 

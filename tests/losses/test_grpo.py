@@ -14,12 +14,12 @@ pytest.importorskip("verl")
 
 from verl.trainer.ppo.core_algos import compute_policy_loss_vanilla, get_policy_loss_fn  # noqa: E402
 
+from verl_falcon_plugin.losses.dp_harness import actor_config  # noqa: E402
 from verl_falcon_plugin.losses.grpo import (  # noqa: E402
     FalconH1RPolicyLossConfig,
     compute_policy_loss_falcon_h1r,
     global_positive_tokens,
 )
-from verl_falcon_plugin.losses.dp_harness import actor_config  # noqa: E402
 
 TOL = 1e-12
 DP_SIZE, GLOBAL_TOKENS, GLOBAL_POSITIVE = 2, 40, 17  # as the engine would pass for the whole mini-batch
@@ -38,14 +38,20 @@ def batch(seed: int = 0) -> dict:
     log_prob = (-torch.rand(len(LENGTHS), width, generator=gen, dtype=torch.float64) * 3).requires_grad_()
     old = log_prob.detach() + 0.4 * torch.randn(log_prob.shape, generator=gen, dtype=torch.float64)
     is_weights = torch.rand(log_prob.shape, generator=gen, dtype=torch.float64) * 2
-    return {"old_log_prob": old, "log_prob": log_prob, "advantages": adv, "response_mask": mask,
-            "rollout_is_weights": is_weights}
+    return {
+        "old_log_prob": old,
+        "log_prob": log_prob,
+        "advantages": adv,
+        "response_mask": mask,
+        "rollout_is_weights": is_weights,
+    }
 
 
 def engine_config(coef: float, eps: float | None = None):
     config = actor_config(coef, eps)
-    config.global_batch_info.update(dp_size=DP_SIZE, batch_num_tokens=GLOBAL_TOKENS, global_batch_size=10,
-                                    loss_scale_factor=None)
+    config.global_batch_info.update(
+        dp_size=DP_SIZE, batch_num_tokens=GLOBAL_TOKENS, global_batch_size=10, loss_scale_factor=None
+    )
     return config
 
 
@@ -92,9 +98,14 @@ def test_extra_gradient_is_the_positive_samples_nll_gradient_only() -> None:
 def test_all_metrics_present() -> None:
     _, _, metrics = run(compute_policy_loss_falcon_h1r, engine_config(0.1), batch())
     expected = {
-        "actor/pg_clipfrac", "actor/ppo_kl", "actor/pg_clipfrac_lower",
-        "actor/falcon_h1r/pg_clip_loss", "actor/falcon_h1r/positive_nll", "actor/falcon_h1r/positive_nll_loss",
-        "actor/falcon_h1r/positive_nll_coef", "actor/falcon_h1r/positive_token_frac",
+        "actor/pg_clipfrac",
+        "actor/ppo_kl",
+        "actor/pg_clipfrac_lower",
+        "actor/falcon_h1r/pg_clip_loss",
+        "actor/falcon_h1r/positive_nll",
+        "actor/falcon_h1r/positive_nll_loss",
+        "actor/falcon_h1r/positive_nll_coef",
+        "actor/falcon_h1r/positive_token_frac",
         "actor/falcon_h1r/positive_seq_frac",
     }
     assert expected <= set(metrics)

@@ -21,7 +21,9 @@ yaml = pytest.importorskip("yaml")
 def composed() -> dict:
     proc = subprocess.run(
         [sys.executable, "-m", "verl.trainer.main_ppo", "+plugin=falcon_h1r", "--cfg", "job"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return yaml.safe_load(proc.stdout)
@@ -56,7 +58,9 @@ def test_composed_tis_settings_truncate_importance_weights_at_2(composed: dict) 
     rollout = torch.tensor([[-2.0, -1.0, -0.5, -0.5]])  # ratios e^2, 1, e^-1.5, 1
     mask = torch.ones_like(old)
     weights, _, _ = compute_rollout_correction_and_rejection_mask(
-        old, rollout, mask,
+        old,
+        rollout,
+        mask,
         rollout_is=correction["rollout_is"],
         rollout_is_threshold=correction["rollout_is_threshold"],
         rollout_is_batch_normalize=correction["rollout_is_batch_normalize"],

@@ -9,7 +9,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from verl_falcon_plugin.models.falcon_h1 import patch as patch_module  # noqa: E402
-from verl_falcon_plugin.models.falcon_h1.equivalence import packed_batch, relative_error, sequential_logits  # noqa: E402
+from verl_falcon_plugin.models.falcon_h1.equivalence import (  # noqa: E402
+    packed_batch,
+    relative_error,
+    sequential_logits,
+)
 from verl_falcon_plugin.models.falcon_h1.patch import patch_falcon_h1, unpatch_falcon_h1  # noqa: E402
 from verl_falcon_plugin.models.falcon_h1.ulysses import check_divisible  # noqa: E402
 from verl_falcon_plugin.testing import GROUPED_GEOMETRY, REALISTIC_GEOMETRY, tiny_falcon_h1  # noqa: E402

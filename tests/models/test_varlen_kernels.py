@@ -118,7 +118,9 @@ def test_conv_matches_torch_conv1d_per_sequence():
 
 def test_conv_rejects_an_unknown_activation():
     with pytest.raises(ValueError, match="activation"):
-        causal_conv1d_varlen(torch.zeros(1, 2, 3), torch.zeros(3, 4), None, torch.zeros(1, 2, dtype=torch.int32), "gelu")
+        causal_conv1d_varlen(
+            torch.zeros(1, 2, 3), torch.zeros(3, 4), None, torch.zeros(1, 2, dtype=torch.int32), "gelu"
+        )
 
 
 @pytest.mark.parametrize("heads,groups,sp", [(24, 1, 4), (8, 2, 4), (8, 2, 2), (6, 2, 3), (12, 4, 2), (12, 3, 4)])

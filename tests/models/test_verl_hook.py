@@ -13,13 +13,19 @@ pytest.importorskip("verl")
 import verl  # noqa: E402,F401  (runs our entry point, as in every verl process)
 
 from verl_falcon_plugin.activation import ACTIVATION  # noqa: E402
-from verl_falcon_plugin.models.falcon_h1.equivalence import packed_batch, relative_error, sequential_logits  # noqa: E402
+from verl_falcon_plugin.models.falcon_h1.equivalence import (  # noqa: E402
+    packed_batch,
+    relative_error,
+    sequential_logits,
+)
 from verl_falcon_plugin.models.falcon_h1.verl_hook import REFERENCES  # noqa: E402
 from verl_falcon_plugin.testing import GROUPED_GEOMETRY, REALISTIC_GEOMETRY, tiny_falcon_h1  # noqa: E402
 
 
 def is_patched(model) -> bool:
-    return all("forward" in layer.mamba.__dict__ and "forward" in layer.self_attn.__dict__ for layer in model.model.layers)
+    return all(
+        "forward" in layer.mamba.__dict__ and "forward" in layer.self_attn.__dict__ for layer in model.model.layers
+    )
 
 
 def test_entry_point_installed_the_hook_on_every_reference():
@@ -29,13 +35,17 @@ def test_entry_point_installed_the_hook_on_every_reference():
         assert getattr(importlib.import_module(name).apply_monkey_patch, "_falcon_h1r_wrapped", False), name
 
 
-@pytest.mark.parametrize("reference_module", ["verl.models.transformers.monkey_patch", "verl.workers.engine.fsdp.transformer_impl"])
+@pytest.mark.parametrize(
+    "reference_module", ["verl.models.transformers.monkey_patch", "verl.workers.engine.fsdp.transformer_impl"]
+)
 def test_verls_apply_monkey_patch_makes_packed_falcon_h1_correct(reference_module):
     apply_monkey_patch = importlib.import_module(reference_module).apply_monkey_patch
     reference = tiny_falcon_h1(GROUPED_GEOMETRY)
     model = copy.deepcopy(reference)
     # the keywords verl's FSDP engine passes (transformer_impl._build_module)
-    apply_monkey_patch(model=model, use_remove_padding=True, ulysses_sp_size=1, use_fused_kernels=False, fused_kernels_backend=None)
+    apply_monkey_patch(
+        model=model, use_remove_padding=True, ulysses_sp_size=1, use_fused_kernels=False, fused_kernels_backend=None
+    )
     assert is_patched(model)
     input_ids, position_ids, sequences, _ = packed_batch((7, 1, 12), model.config.vocab_size)
     with torch.no_grad():
@@ -70,7 +80,14 @@ def test_other_models_are_left_to_verl():
     from verl.models.transformers.monkey_patch import apply_monkey_patch
 
     llama = LlamaForCausalLM(
-        LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2)
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
     )
     apply_monkey_patch(llama, ulysses_sp_size=1, use_remove_padding=True)
     assert all("forward" not in module.__dict__ for module in llama.modules())

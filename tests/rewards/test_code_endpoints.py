@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
+from tests.rewards.sandbox_helpers import dead_endpoint, sandbox_servers, slot_uids, surviving_processes
 from verl_falcon_plugin.rewards.code import code_reward
 from verl_falcon_plugin.rewards.code.endpoints import AllEndpointsDown, EndpointDown, EndpointPool, shared_pool
 from verl_falcon_plugin.rewards.result import RewardStatus
-from tests.rewards.sandbox_helpers import dead_endpoint, sandbox_servers, slot_uids, surviving_processes
 
 URLS = ["http://a:1", "http://b:2", "http://c:3"]
 
@@ -81,8 +81,9 @@ def test_round_robin_against_real_servers_spreads_load_and_survives_one_down():
         response = "```python\nprint(int(input()) + 1)\n```"
         tests = {"inputs": [str(i) for i in range(3)], "outputs": [str(i + 1) for i in range(3)]}
         with concurrent.futures.ThreadPoolExecutor(8) as executor:
-            results = list(executor.map(lambda _: code_reward(response, tests, endpoints=pool, concurrency=2),
-                                        range(8)))
+            results = list(
+                executor.map(lambda _: code_reward(response, tests, endpoints=pool, concurrency=2), range(8))
+            )
         assert all(r.status is RewardStatus.CORRECT for r in results), [r.metadata for r in results]
         served = [s.requests_served for s in servers]
         assert sum(served) == 24 and min(served) >= 8, served

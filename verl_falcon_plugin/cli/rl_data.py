@@ -49,8 +49,18 @@ def _add_filter(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--plot", help="PNG histogram of the kept difficulty distribution")
     parser.add_argument("--rollouts-per-problem", type=int, default=8)
     parser.add_argument("--success-reward", type=float, default=1.0, help="reward counted as solved (default 1.0)")
-    parser.add_argument("--consistent-error-min-frequency", type=int, default=4, help="majority-answer count that marks a consistent error (default 4)")
-    parser.add_argument("--keep-truncated-fraction", type=float, default=0.1, help="fraction of all-truncated unsolved problems kept (default 0.1)")
+    parser.add_argument(
+        "--consistent-error-min-frequency",
+        type=int,
+        default=4,
+        help="majority-answer count that marks a consistent error (default 4)",
+    )
+    parser.add_argument(
+        "--keep-truncated-fraction",
+        type=float,
+        default=0.1,
+        help="fraction of all-truncated unsolved problems kept (default 0.1)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     _common(parser)
     parser.set_defaults(func=run_filter)

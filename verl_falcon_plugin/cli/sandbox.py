@@ -18,14 +18,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     serve = actions.add_parser("serve", help="serve /run_code until interrupted")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, local only)")
-    serve.add_argument("--port", type=int, default=8080,
-                       help="port (0: any free port; default 8080, as Sandbox-Fusion)")
+    serve.add_argument(
+        "--port", type=int, default=8080, help="port (0: any free port; default 8080, as Sandbox-Fusion)"
+    )
     serve.add_argument("--workers", type=int, default=2, help="programs run at the same time (default 2)")
-    serve.add_argument("--memory-limit-mb", type=int, default=1024,
-                       help="address-space limit per process when a request sends none (default 1024)")
+    serve.add_argument(
+        "--memory-limit-mb",
+        type=int,
+        default=1024,
+        help="address-space limit per process when a request sends none (default 1024)",
+    )
     serve.add_argument("--max-processes", type=int, default=64, help="RLIMIT_NPROC of a run (default 64)")
-    serve.add_argument("--max-output-bytes", type=int, default=1 << 20,
-                       help="stdout+stderr cap; the program is killed beyond it (default 1 MiB)")
+    serve.add_argument(
+        "--max-output-bytes",
+        type=int,
+        default=1 << 20,
+        help="stdout+stderr cap; the program is killed beyond it (default 1 MiB)",
+    )
     serve.add_argument("--uid-base", type=int, default=None, help="first uid of the range the worker uids come from")
     serve.set_defaults(func=run_serve)
 
@@ -34,8 +43,9 @@ def run_serve(args: argparse.Namespace) -> int:
     from verl_falcon_plugin.rewards.sandbox.runner import SandboxLimits
     from verl_falcon_plugin.rewards.sandbox.server import SandboxServer
 
-    limits = SandboxLimits(memory_limit_mb=args.memory_limit_mb, max_processes=args.max_processes,
-                           max_output_bytes=args.max_output_bytes)
+    limits = SandboxLimits(
+        memory_limit_mb=args.memory_limit_mb, max_processes=args.max_processes, max_output_bytes=args.max_output_bytes
+    )
     kwargs = {} if args.uid_base is None else {"uid_base": args.uid_base}
     server = SandboxServer(port=args.port, workers=args.workers, host=args.host, limits=limits, **kwargs)
     stop = threading.Event()

@@ -59,5 +59,9 @@ def attach_to_trainer(trainer: Any, every_n_steps: int) -> EmptyCacheHook | None
         return existing
     hook = EmptyCacheHook(int(every_n_steps), cuda_empty_cache())
     client.train_batch = hook.wrap(client.train_batch)
-    logger.info("SFT: torch.cuda.empty_cache() every %d steps (%s)", every_n_steps, "CUDA" if hook.empty_cache else "no CUDA: no-op")
+    logger.info(
+        "SFT: torch.cuda.empty_cache() every %d steps (%s)",
+        every_n_steps,
+        "CUDA" if hook.empty_cache else "no CUDA: no-op",
+    )
     return hook

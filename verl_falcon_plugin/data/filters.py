@@ -56,7 +56,9 @@ class FilterConfig:
                 values[key] = tuple(values[key])
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown quality-filter options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+            raise ValueError(
+                f"unknown quality-filter options {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}"
+            )
         return cls(**values)
 
 

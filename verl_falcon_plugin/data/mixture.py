@@ -112,7 +112,9 @@ def source_stream(spec: SourceSpec, config: MixtureConfig, report: FilterReport)
     datasets = require("datasets", "the streaming SFT mixture")
     # A tuple, not a list: HF would shard list-valued gen_kwargs, and the split by
     # node must happen on the interleaved stream, example by example.
-    raw = datasets.IterableDataset.from_generator(raw_rows, gen_kwargs={"files": tuple(spec.files), "source": spec.name})
+    raw = datasets.IterableDataset.from_generator(
+        raw_rows, gen_kwargs={"files": tuple(spec.files), "source": spec.name}
+    )
     return raw.map(SourcePipeline(spec, config, report), batched=True, batch_size=1)
 
 

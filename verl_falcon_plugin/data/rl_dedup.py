@@ -143,7 +143,14 @@ def dedup(
         text = rl_prompt(row, config.rl_field, rl_path, line)
         key = exact_key(text)
         if key in first_seen:
-            dropped.append({"line": line, "reason": "duplicate_in_rl_set", "matched": f"{rl_path}:{first_seen[key]}", "similarity": 1.0})
+            dropped.append(
+                {
+                    "line": line,
+                    "reason": "duplicate_in_rl_set",
+                    "matched": f"{rl_path}:{first_seen[key]}",
+                    "similarity": 1.0,
+                }
+            )
             continue
         first_seen[key] = line
         overlap = index.match(text)
@@ -151,7 +158,9 @@ def dedup(
             kept.append(row)
         else:
             reason, origin, similarity = overlap
-            dropped.append({"line": line, "id": row.get("id"), "reason": reason, "matched": origin, "similarity": similarity})
+            dropped.append(
+                {"line": line, "id": row.get("id"), "reason": reason, "matched": origin, "similarity": similarity}
+            )
     reasons: dict[str, int] = {}
     for item in dropped:
         reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1

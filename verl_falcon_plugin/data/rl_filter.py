@@ -121,7 +121,9 @@ def judge(rollouts: list[Rollout], key: str, config: RLFilterConfig) -> Verdict:
         keep = seeded_keep(key, config.keep_truncated_fraction, config.seed)
         return Verdict(Decision.ALL_TRUNCATED_KEPT if keep else Decision.ALL_TRUNCATED_DROPPED, 0)
     answer, frequency = majority_answer(rollouts)
-    decision = Decision.CONSISTENT_ERROR if frequency >= config.consistent_error_min_frequency else Decision.INCONSISTENT
+    decision = (
+        Decision.CONSISTENT_ERROR if frequency >= config.consistent_error_min_frequency else Decision.INCONSISTENT
+    )
     return Verdict(decision, 0, answer, frequency)
 
 

@@ -126,8 +126,12 @@ class OfflineVLLM:
 class OpenAIServer:
     """Any OpenAI-compatible ``/v1/chat/completions`` endpoint (``vllm serve``)."""
 
-    def __init__(self, base_url: str, model: str, timeout_s: float = 3600.0, concurrency: int = 16, api_key: str = "EMPTY"):
-        self.url = base_url.rstrip("/") + ("/chat/completions" if base_url.rstrip("/").endswith("/v1") else "/v1/chat/completions")
+    def __init__(
+        self, base_url: str, model: str, timeout_s: float = 3600.0, concurrency: int = 16, api_key: str = "EMPTY"
+    ):
+        self.url = base_url.rstrip("/") + (
+            "/chat/completions" if base_url.rstrip("/").endswith("/v1") else "/v1/chat/completions"
+        )
         self.model = model
         self.timeout_s = timeout_s
         self.concurrency = concurrency
@@ -143,7 +147,9 @@ class OpenAIServer:
             body["seed"] = sampling.seed
         response = requests.post(self.url, json=body, headers=self.headers, timeout=self.timeout_s)
         if response.status_code != 200:
-            raise RuntimeError(f"{self.url} answered {response.status_code} for problem on line {problem.line}: {response.text[:500]}")
+            raise RuntimeError(
+                f"{self.url} answered {response.status_code} for problem on line {problem.line}: {response.text[:500]}"
+            )
         choices = response.json()["choices"]
         return [Completion(c["message"]["content"] or "", c.get("finish_reason") == "length", None) for c in choices]
 
@@ -161,7 +167,9 @@ def project_compute_score() -> Callable[..., dict[str, Any]]:
     return router.compute_score
 
 
-def score_completion(score_fn: Callable[..., dict[str, Any]], problem: Problem, completion: Completion) -> dict[str, Any]:
+def score_completion(
+    score_fn: Callable[..., dict[str, Any]], problem: Problem, completion: Completion
+) -> dict[str, Any]:
     extra_info = dict(problem.row.get("extra_info") or {})
     result = score_fn(problem.data_source, completion.text, problem.ground_truth, extra_info)
     if not isinstance(result, dict) or "score" not in result:

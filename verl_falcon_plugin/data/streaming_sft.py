@@ -35,10 +35,10 @@ from verl_falcon_plugin.data.conversation import prepare_conversation, tokenize_
 from verl_falcon_plugin.data.difficulty import DifficultyConfig
 from verl_falcon_plugin.data.filters import FilterConfig, FilterReport
 from verl_falcon_plugin.data.mixture import MixtureConfig, build_mixture_stream
+from verl_falcon_plugin.data.sft_trainer_hooks import install as install_trainer_hooks
 from verl_falcon_plugin.data.sources import SourceSpec, count_rows, malformed, sources_from_config
 from verl_falcon_plugin.data.state import StreamPosition, pack_state, unpack_state
 from verl_falcon_plugin.data.trimming import DEFAULT_MAX_LENGTH, right_trim
-from verl_falcon_plugin.data.sft_trainer_hooks import install as install_trainer_hooks
 from verl_falcon_plugin.requires import is_available, require
 
 torch = require("torch", "the streaming SFT dataset")

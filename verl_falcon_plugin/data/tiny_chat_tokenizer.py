@@ -12,7 +12,16 @@ from typing import Any
 
 from verl_falcon_plugin.requires import require
 
-SPECIAL_TOKENS = ["<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<tool_call>", "</tool_call>"]
+SPECIAL_TOKENS = [
+    "<|pad|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<think>",
+    "</think>",
+    "<tool_call>",
+    "</tool_call>",
+]
 
 # ChatML. Tools are declared once, before the first turn, so rendering any prefix
 # of a conversation is a prefix of rendering all of it (the loss masks rely on it).

@@ -394,9 +394,8 @@ def _worker(rank: int, world: int, port: int, scenarios: list[Scenario], out_pat
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         import verl  # noqa: F401  (loads the plugin through verl's entry point)
-        from verl.workers.engine.fsdp import transformer_impl
-
         from verl.utils import seqlen_balancing
+        from verl.workers.engine.fsdp import transformer_impl
 
         # verl asks the CUDA platform where to put the tensors it all-reduces; gloo reduces on the CPU
         transformer_impl.get_device_id = lambda: "cpu"
@@ -445,7 +444,6 @@ def run_scenarios(scenarios: list[Scenario], eps: float | None = None) -> dict[s
     """
     import torch
     import torch.multiprocessing as mp
-
     import verl  # noqa: F401  (imported once here; forked ranks inherit it instead of re-importing)
 
     from verl_falcon_plugin.losses.verl_hook import install

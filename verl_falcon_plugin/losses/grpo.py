@@ -54,6 +54,7 @@ def global_positive_tokens(count: int | None) -> Iterator[None]:
     finally:
         _GLOBAL_POSITIVE_TOKENS.reset(token)
 
+
 METRIC_PREFIX = "actor/falcon_h1r"
 
 

@@ -1,6 +1,7 @@
 """`falcon-h1r check`: prove the patches exact on a tiny model in the user's environment."""
 
 from verl_falcon_plugin.preflight.registry import (
+    OPTIONS,
     Check,
     CheckOutcome,
     CheckResult,
@@ -13,6 +14,7 @@ from verl_falcon_plugin.preflight.registry import (
 )
 
 __all__ = [
+    "OPTIONS",
     "Check",
     "CheckOutcome",
     "CheckResult",

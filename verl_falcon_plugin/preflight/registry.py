@@ -65,6 +65,15 @@ class CheckOutcome:
     seconds: float
 
 
+@dataclass
+class PreflightOptions:
+    """What the user points the preflight at (``falcon-h1r check --model PATH``)."""
+
+    model_path: str | None = None
+
+
+OPTIONS = PreflightOptions()
+
 _CHECKS: dict[str, Check] = {}
 
 
@@ -127,9 +136,6 @@ def format_table(outcomes: list[CheckOutcome]) -> str:
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5]
-        for row in rows
-    ]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5] for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)

@@ -23,7 +23,6 @@ opted-in requests only, with no host synchronisation:
 from __future__ import annotations
 
 from verl_falcon_plugin.requires import require
-
 from vllm_plugins.deepconf.confidence import DEFAULT_TOP_K, DEFAULT_WINDOW
 from vllm_plugins.deepconf.request_args import DeepConfArgs
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from verl_falcon_plugin.requires import require
-
 from vllm_plugins.deepconf.early_stop import ConfidenceStopState, torch
 from vllm_plugins.deepconf.online import Trace
 from vllm_plugins.deepconf.request_args import DeepConfArgs

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from verl_falcon_plugin.requires import require
-
 from vllm_plugins.deepconf.answers import extract_answer
 from vllm_plugins.deepconf.confidence import sliding_group_confidence, token_confidence, topk_from_vllm_logprobs
 from vllm_plugins.deepconf.online import OnlineConfig, OnlineResult, Trace, expected_full_tokens, run_online, stop_index
@@ -55,9 +54,7 @@ class Problem:
     answer: str | None
 
 
-def _trace_from_logprobs(
-    steps: Sequence[Any], text: str, threshold: float | None, window: int, k: int
-) -> Trace:
+def _trace_from_logprobs(steps: Sequence[Any], text: str, threshold: float | None, window: int, k: int) -> Trace:
     confs = np.array([token_confidence(topk_from_vllm_logprobs(step, k)) for step in steps])
     if confs.size == 0:
         raise RuntimeError("the engine returned a trace without logprobs: request logprobs>=k")
@@ -85,9 +82,7 @@ class OfflineVLLMGenerator:
             extra_args=extra,
         )
         (request,) = self.llm.generate([self.prompt], params, use_tqdm=False)
-        return [
-            _trace_from_logprobs(o.logprobs, o.text, threshold, window, s.top_k_logprobs) for o in request.outputs
-        ]
+        return [_trace_from_logprobs(o.logprobs, o.text, threshold, window, s.top_k_logprobs) for o in request.outputs]
 
 
 class ServerGenerator:

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from verl_falcon_plugin.requires import require
-
 from vllm_plugins.deepconf.early_stop import ConfidenceStopState, torch
 from vllm_plugins.deepconf.request_args import DeepConfArgs, parse_extra_args
 

@@ -81,9 +81,7 @@ def _masked_attention(interface, module, query, key, value, seq_idx, implementat
         end = min(start + QUERY_BLOCK, length)
         mask = block_causal_mask(seq_idx[:, start:end], seq_idx[:, first_key:end], implementation, query.dtype)
         keys = slice(first_key, end)
-        output, _ = interface(
-            module, query[:, :, start:end], key[:, :, keys], value[:, :, keys], mask, **common
-        )
+        output, _ = interface(module, query[:, :, start:end], key[:, :, keys], value[:, :, keys], mask, **common)
         outputs.append(output)
     return torch.cat(outputs, dim=1)
 

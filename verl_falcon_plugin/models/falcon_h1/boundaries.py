@@ -75,7 +75,9 @@ class PackedSequences:
         """``cu_seq_lens_q/k`` and ``max_length_q/k`` for transformers' ``_flash_attention_forward``."""
         cu_seqlens = cu_seqlens_from_seq_idx(self.seq_idx)
         max_length = int(cu_seqlens.diff().max().item())
-        return dict(cu_seq_lens_q=cu_seqlens, cu_seq_lens_k=cu_seqlens, max_length_q=max_length, max_length_k=max_length)
+        return dict(
+            cu_seq_lens_q=cu_seqlens, cu_seq_lens_k=cu_seqlens, max_length_q=max_length, max_length_k=max_length
+        )
 
 
 def packed_sequences(position_ids: "torch.Tensor", batch_size: int, group: Any = None) -> PackedSequences:

@@ -89,8 +89,20 @@ STAND_IN_CALLS: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
 
 
 def varlen_flash_stand_in(
-    query, key, value, attention_mask, query_length, is_causal=True, dropout=0.0, position_ids=None,
-    softmax_scale=None, cu_seq_lens_q=None, cu_seq_lens_k=None, max_length_q=None, max_length_k=None, **kwargs,
+    query,
+    key,
+    value,
+    attention_mask,
+    query_length,
+    is_causal=True,
+    dropout=0.0,
+    position_ids=None,
+    softmax_scale=None,
+    cu_seq_lens_q=None,
+    cu_seq_lens_k=None,
+    max_length_q=None,
+    max_length_k=None,
+    **kwargs,
 ):
     """CPU stand-in for flash-attn's varlen kernel, with transformers' ``_flash_attention_forward`` signature.
 

@@ -24,11 +24,15 @@ its own (unused) causal mask for the local tokens before the layers run; use
 
 from __future__ import annotations
 
+import logging
 import sys
 import types
 from typing import Any, Callable
 
+from verl_falcon_plugin.models.falcon_h1.serving import vllm_serving_mismatches
 from verl_falcon_plugin.requires import require
+
+logger = logging.getLogger(__name__)
 
 _MARK = "_falcon_h1r_patched"
 _OPTIONS = "_falcon_h1r_options"
@@ -206,6 +210,8 @@ def patch_falcon_h1(model_or_class: Any, *, packed: bool = True, ulysses: bool =
     options = {"ulysses": ulysses}
     if isinstance(model_or_class, (type, types.ModuleType)):
         return _patch_classes(modeling, options)
+    for mismatch in vllm_serving_mismatches(model_or_class.config):
+        logger.warning("Falcon-H1 config served differently by vLLM: %s", mismatch)
     return _patch_instances(model_or_class, modeling, options)
 
 

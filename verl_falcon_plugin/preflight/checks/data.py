@@ -41,7 +41,9 @@ def stream_resume_and_sharding() -> CheckResult:
             return record["origin"], record["cycle"], record["copy"]
 
         def take(rank: int, world: int, n: int) -> list[tuple]:
-            return [key(r) for r in itertools.islice(iter(build_mixture_stream(config, rank, world, FilterReport())), n)]
+            return [
+                key(r) for r in itertools.islice(iter(build_mixture_stream(config, rank, world, FilterReport())), n)
+            ]
 
         full = take(1, 2, 40)
         stream = build_mixture_stream(config, 1, 2, FilterReport())

@@ -79,10 +79,9 @@ def verl_use_liger_hook() -> CheckResult:
         return CheckResult.skipped("verl or liger_kernel is not installed: verl's use_liger path does not exist")
     import verl  # noqa: F401  (runs our entry point)
     from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
+    from verl.models.transformers import dense_common
 
     from liger_patches.falcon_h1 import apply_liger_kernel_to_falcon_h1
-
-    from verl.models.transformers import dense_common
 
     target = MODEL_TYPE_TO_APPLY_LIGER_FN.get("falcon_h1")
     if target is not apply_liger_kernel_to_falcon_h1:

@@ -56,8 +56,14 @@ def grpo() -> CheckResult:
         log_prob = (old + 0.3 * torch.randn(4, 6, generator=torch.Generator().manual_seed(1))).requires_grad_()
         config = actor_config(coef, eps=0.0)
         with global_positive_tokens(positive):
-            loss, _ = fn(old_log_prob=old, log_prob=log_prob, advantages=adv, response_mask=mask,
-                         loss_agg_mode="token-mean", config=config)
+            loss, _ = fn(
+                old_log_prob=old,
+                log_prob=log_prob,
+                advantages=adv,
+                response_mask=mask,
+                loss_agg_mode="token-mean",
+                config=config,
+            )
         loss.backward()
         return log_prob.grad
 

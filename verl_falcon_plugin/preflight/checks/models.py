@@ -9,8 +9,8 @@ mamba_ssm / causal_conv1d ``seq_idx`` path when those are installed.
 
 from __future__ import annotations
 
-from verl_falcon_plugin.preflight.registry import CheckResult, register_check
-from verl_falcon_plugin.requires import is_available
+from verl_falcon_plugin.preflight.registry import OPTIONS, CheckResult, register_check
+from verl_falcon_plugin.requires import is_available, require
 
 SP_LENGTHS = [5, 1, 13, 6]
 
@@ -69,3 +69,25 @@ def ulysses_sp2() -> CheckResult:
     worst = max(rows, key=lambda r: max(r["logits"] / LOGITS_TOLERANCE, r["grads"] / GRAD_TOLERANCE))
     detail = f"2 gloo processes, verl's ulysses_pad_and_slice_inputs, lengths {SP_LENGTHS}, rank {worst['rank']}"
     return _verdict(worst["logits"], worst["grads"], min(r["unpatched_logits"] for r in rows), detail)
+
+
+@register_check("falcon_h1.vllm_serving_parity", area="models")
+def vllm_serving_parity() -> CheckResult:
+    """vLLM must serve the user's Falcon-H1 config as the trainer computes it (RL rollouts come from vLLM)."""
+    if OPTIONS.model_path is None:
+        return CheckResult.skipped("no model given: `falcon-h1r check --model PATH` checks your config.json")
+    if _missing("transformers"):
+        return CheckResult.skipped("transformers not installed: pip install 'verl-falcon-plugin[verl]'")
+    from verl_falcon_plugin.models.falcon_h1.serving import vllm_serving_mismatches
+
+    transformers = require("transformers", "the vLLM serving parity check")
+    config = transformers.AutoConfig.from_pretrained(OPTIONS.model_path, local_files_only=True)
+    if config.model_type != "falcon_h1":
+        return CheckResult.skipped(f"{OPTIONS.model_path} is a {config.model_type} model, not falcon_h1")
+    mismatches = vllm_serving_mismatches(config)
+    if mismatches:
+        return CheckResult.failed(" ".join(mismatches))
+    return CheckResult.passed(
+        f"{OPTIONS.model_path}: vLLM serves this config as trained (mamba_rms_norm={config.mamba_rms_norm}, "
+        f"mamba_norm_before_gate={config.mamba_norm_before_gate})"
+    )

@@ -15,8 +15,10 @@ _INCORRECT = "```python\na, b = map(int, input().split())\nprint(a * b)\n```"
 def sandbox() -> CheckResult:
     """A correct and an incorrect program through ``code_reward`` -> embedded sandbox -> scores 1 and 0."""
     if os.geteuid() != 0:
-        return CheckResult.skipped("the embedded sandbox runs code under dedicated uids and must start as root; "
-                                   "point code_reward at a Sandbox-Fusion deployment instead")
+        return CheckResult.skipped(
+            "the embedded sandbox runs code under dedicated uids and must start as root; "
+            "point code_reward at a Sandbox-Fusion deployment instead"
+        )
     from verl_falcon_plugin.rewards.code import code_reward
     from verl_falcon_plugin.rewards.result import RewardStatus
     from verl_falcon_plugin.rewards.sandbox import SandboxServer
@@ -25,9 +27,11 @@ def sandbox() -> CheckResult:
         isolation = server.sandbox.isolation()
         correct = code_reward(_CORRECT, _TESTS, endpoints=[server.url], run_timeout=5)
         incorrect = code_reward(_INCORRECT, _TESTS, endpoints=[server.url], run_timeout=5)
-    summary = (f"correct -> {correct.status.value} {correct.score:g}, incorrect -> {incorrect.status.value} "
-               f"{incorrect.score:g}; namespaces {','.join(isolation['namespaces']) or 'none'}, "
-               f"process cap binds: {isolation['process_cap_binds']}")
+    summary = (
+        f"correct -> {correct.status.value} {correct.score:g}, incorrect -> {incorrect.status.value} "
+        f"{incorrect.score:g}; namespaces {','.join(isolation['namespaces']) or 'none'}, "
+        f"process cap binds: {isolation['process_cap_binds']}"
+    )
     if correct.status is RewardStatus.CORRECT and incorrect.status is RewardStatus.WRONG:
         return CheckResult.passed(summary)
     return CheckResult.failed(f"{summary}; details: {correct.metadata} / {incorrect.metadata}")

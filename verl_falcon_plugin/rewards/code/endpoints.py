@@ -46,8 +46,9 @@ class EndpointPool:
     stats: dict[str, EndpointStats] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.endpoints or not all(isinstance(e, str) and e.startswith(("http://", "https://"))
-                                         for e in self.endpoints):
+        if not self.endpoints or not all(
+            isinstance(e, str) and e.startswith(("http://", "https://")) for e in self.endpoints
+        ):
             raise ValueError(f"endpoints must be a non-empty list of http(s):// URLs, got {list(self.endpoints)!r}")
         self.endpoints = tuple(e.rstrip("/") for e in self.endpoints)
         self.stats = {e: EndpointStats() for e in self.endpoints}

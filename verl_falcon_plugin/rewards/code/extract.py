@@ -12,43 +12,96 @@ from dataclasses import dataclass
 
 #: fence info string -> canonical language
 LANGUAGE_ALIASES: dict[str, str] = {
-    "python": "python", "python3": "python", "py": "python", "py3": "python",
-    "cpp": "cpp", "c++": "cpp", "cc": "cpp", "cxx": "cpp", "hpp": "cpp",
-    "c": "c", "h": "c",
+    "python": "python",
+    "python3": "python",
+    "py": "python",
+    "py3": "python",
+    "cpp": "cpp",
+    "c++": "cpp",
+    "cc": "cpp",
+    "cxx": "cpp",
+    "hpp": "cpp",
+    "c": "c",
+    "h": "c",
     "java": "java",
-    "javascript": "javascript", "js": "javascript", "node": "javascript", "nodejs": "javascript",
-    "bash": "bash", "sh": "bash", "shell": "bash", "zsh": "bash",
-    "go": "go", "golang": "go",
+    "javascript": "javascript",
+    "js": "javascript",
+    "node": "javascript",
+    "nodejs": "javascript",
+    "bash": "bash",
+    "sh": "bash",
+    "shell": "bash",
+    "zsh": "bash",
+    "go": "go",
+    "golang": "go",
 }
 
 #: canonical language -> Sandbox-Fusion's name. The protocol has no C: C goes to the C++ toolchain
 #: (g++), which accepts almost all competitive-programming C; the metadata records the substitution.
 SANDBOX_LANGUAGE: dict[str, str] = {
-    "python": "python", "cpp": "cpp", "c": "cpp", "java": "java", "javascript": "nodejs", "bash": "bash", "go": "go",
+    "python": "python",
+    "cpp": "cpp",
+    "c": "cpp",
+    "java": "java",
+    "javascript": "nodejs",
+    "bash": "bash",
+    "go": "go",
 }
 
 # weighted markers; a language needs a positive score to be chosen
 _MARKERS: dict[str, list[tuple[str, int]]] = {
-    "cpp": [(r"#include\s*<(iostream|bits/stdc\+\+\.h|vector|string|algorithm|map|set)>", 5), (r"\bstd::", 4),
-            (r"using\s+namespace\s+std", 5), (r"\bc(in|out)\s*(<<|>>)", 4), (r"\bvector\s*<", 2), (r"\bauto\b", 1)],
-    "c": [(r"#include\s*<(stdio|stdlib|string|math)\.h>", 4), (r"\b(printf|scanf|malloc)\s*\(", 2),
-          (r"\bint\s+main\s*\(", 1)],
-    "java": [(r"\bpublic\s+class\b", 4), (r"\bpublic\s+static\s+void\s+main\b", 5), (r"System\.out\.print", 4),
-             (r"\bimport\s+java\.", 5)],
-    "python": [(r"^\s*def\s+\w+\s*\(.*\)\s*(->.*)?:", 3), (r"^\s*(import|from)\s+\w+", 2), (r"\bprint\s*\(", 1),
-               (r"\binput\s*\(\s*\)", 2), (r"if\s+__name__\s*==", 4), (r"^\s*(elif|for .* in .*:)", 2)],
-    "javascript": [(r"console\.log\s*\(", 4), (r"\brequire\s*\(\s*['\"]", 3), (r"\b(const|let)\s+\w+\s*=", 2),
-                   (r"=>", 1), (r"process\.stdin", 4), (r"\bfunction\s+\w+\s*\(", 1)],
+    "cpp": [
+        (r"#include\s*<(iostream|bits/stdc\+\+\.h|vector|string|algorithm|map|set)>", 5),
+        (r"\bstd::", 4),
+        (r"using\s+namespace\s+std", 5),
+        (r"\bc(in|out)\s*(<<|>>)", 4),
+        (r"\bvector\s*<", 2),
+        (r"\bauto\b", 1),
+    ],
+    "c": [
+        (r"#include\s*<(stdio|stdlib|string|math)\.h>", 4),
+        (r"\b(printf|scanf|malloc)\s*\(", 2),
+        (r"\bint\s+main\s*\(", 1),
+    ],
+    "java": [
+        (r"\bpublic\s+class\b", 4),
+        (r"\bpublic\s+static\s+void\s+main\b", 5),
+        (r"System\.out\.print", 4),
+        (r"\bimport\s+java\.", 5),
+    ],
+    "python": [
+        (r"^\s*def\s+\w+\s*\(.*\)\s*(->.*)?:", 3),
+        (r"^\s*(import|from)\s+\w+", 2),
+        (r"\bprint\s*\(", 1),
+        (r"\binput\s*\(\s*\)", 2),
+        (r"if\s+__name__\s*==", 4),
+        (r"^\s*(elif|for .* in .*:)", 2),
+    ],
+    "javascript": [
+        (r"console\.log\s*\(", 4),
+        (r"\brequire\s*\(\s*['\"]", 3),
+        (r"\b(const|let)\s+\w+\s*=", 2),
+        (r"=>", 1),
+        (r"process\.stdin", 4),
+        (r"\bfunction\s+\w+\s*\(", 1),
+    ],
     "go": [(r"^\s*package\s+main\b", 6), (r"\bfunc\s+main\s*\(\s*\)", 5), (r"\bfmt\.", 4), (r":=", 1)],
-    "bash": [(r"^#!\s*/(usr/)?bin/(env\s+)?(ba)?sh", 8), (r"^\s*echo\s", 2), (r"^\s*(fi|done|esac)\s*$", 3),
-             (r"\$\(", 1), (r"^\s*read\s+(-r\s+)?\w+", 3), (r"\[\[?\s.*\s\]\]?", 1)],
+    "bash": [
+        (r"^#!\s*/(usr/)?bin/(env\s+)?(ba)?sh", 8),
+        (r"^\s*echo\s", 2),
+        (r"^\s*(fi|done|esac)\s*$", 3),
+        (r"\$\(", 1),
+        (r"^\s*read\s+(-r\s+)?\w+", 3),
+        (r"\[\[?\s.*\s\]\]?", 1),
+    ],
 }
 _COMPILED = {lang: [(re.compile(p, re.MULTILINE), w) for p, w in marks] for lang, marks in _MARKERS.items()}
 
 # ``` or ~~~ fences of 3+ characters; the closing fence must match the opening one
-_FENCE = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)\n"
-                    r"(?P<body>.*?)^[ \t]*(?P=fence)[ \t]*$",
-                    re.MULTILINE | re.DOTALL)
+_FENCE = re.compile(
+    r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)\n" r"(?P<body>.*?)^[ \t]*(?P=fence)[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ from verl_falcon_plugin.rewards.code.tests import (
 from verl_falcon_plugin.rewards.result import RewardResult, RewardStatus
 
 #: per-test statuses that decide the verdict (a wrong program), as opposed to "no verdict" ones
-DEFINITE_FAILURES = frozenset({"wrong_answer", "compile_error", "compile_timeout", "runtime_error", "timeout",
-                               "call_test_needs_python"})
+DEFINITE_FAILURES = frozenset(
+    {"wrong_answer", "compile_error", "compile_timeout", "runtime_error", "timeout", "call_test_needs_python"}
+)
 _STDERR_KEPT = 400
 
 
@@ -77,8 +78,9 @@ def code_reward(
         return RewardResult(0.0, RewardStatus.NO_ANSWER, {"reason": "no fenced code block in the answer"})
     canonical = language or block.language
     if canonical is None or canonical not in SANDBOX_LANGUAGE:
-        return RewardResult(0.0, RewardStatus.NO_ANSWER,
-                            {"reason": f"the code's language cannot be told (got {canonical!r})"})
+        return RewardResult(
+            0.0, RewardStatus.NO_ANSWER, {"reason": f"the code's language cannot be told (got {canonical!r})"}
+        )
     metadata: dict[str, Any] = {
         "language": canonical,
         "sandbox_language": SANDBOX_LANGUAGE[canonical],
@@ -86,8 +88,18 @@ def code_reward(
         "tests_total": len(all_cases),
         "tests_sampled": len(cases),
     }
-    outcomes = _run_cases(block.code, canonical, cases, pool, run_timeout, compile_timeout, concurrency,
-                          stop_on_failure, max_attempts, client_timeout)
+    outcomes = _run_cases(
+        block.code,
+        canonical,
+        cases,
+        pool,
+        run_timeout,
+        compile_timeout,
+        concurrency,
+        stop_on_failure,
+        max_attempts,
+        client_timeout,
+    )
     metadata["tests"] = outcomes
     statuses = [o["status"] for o in outcomes]
     if all(s == "passed" for s in statuses):
@@ -99,8 +111,18 @@ def code_reward(
     return RewardResult(0.0, RewardStatus.ERROR, metadata)
 
 
-def _run_cases(code, language, cases, pool, run_timeout, compile_timeout, concurrency, stop_on_failure,
-               max_attempts, client_timeout) -> list[dict[str, Any]]:
+def _run_cases(
+    code,
+    language,
+    cases,
+    pool,
+    run_timeout,
+    compile_timeout,
+    concurrency,
+    stop_on_failure,
+    max_attempts,
+    client_timeout,
+) -> list[dict[str, Any]]:
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     stop = threading.Event()  # set by the worker that sees a definite failure, checked before each start
@@ -123,19 +145,29 @@ def _program(code: str, language: str, case: TestCase) -> str | None:
     return f"{code}\n\n{case.appendix}" if case.appendix else code
 
 
-def _run_case(code, language, case: TestCase, pool: EndpointPool, run_timeout, compile_timeout,
-              max_attempts, client_timeout) -> dict[str, Any]:
+def _run_case(
+    code, language, case: TestCase, pool: EndpointPool, run_timeout, compile_timeout, max_attempts, client_timeout
+) -> dict[str, Any]:
     program = _program(code, language, case)
     if program is None:
-        return {"index": case.index, "status": "call_test_needs_python",
-                "error": f"function-call tests (fn_name={case.fn_name!r}) run Python only; the response is {language}"}
-    request = sandbox_fusion.RunCodeRequest(code=program, language=SANDBOX_LANGUAGE[language], stdin=case.stdin,
-                                            run_timeout=run_timeout, compile_timeout=compile_timeout)
+        return {
+            "index": case.index,
+            "status": "call_test_needs_python",
+            "error": f"function-call tests (fn_name={case.fn_name!r}) run Python only; the response is {language}",
+        }
+    request = sandbox_fusion.RunCodeRequest(
+        code=program,
+        language=SANDBOX_LANGUAGE[language],
+        stdin=case.stdin,
+        run_timeout=run_timeout,
+        compile_timeout=compile_timeout,
+    )
 
     def send(endpoint: str) -> sandbox_fusion.RunCodeResponse:
         try:
-            return sandbox_fusion.run_code(request, endpoint=endpoint, max_attempts=max_attempts,
-                                           client_timeout=client_timeout)
+            return sandbox_fusion.run_code(
+                request, endpoint=endpoint, max_attempts=max_attempts, client_timeout=client_timeout
+            )
         except (requests.ConnectionError, requests.Timeout) as err:
             raise EndpointDown(f"{type(err).__name__}: {err}") from err
         except Exception as err:  # the client raises bare Exception for HTTP errors and SandboxError

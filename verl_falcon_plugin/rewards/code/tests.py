@@ -45,8 +45,9 @@ def parse_tests(tests: Any) -> list[TestCase]:
     if isinstance(tests, list):
         return [_from_pair(i, case) for i, case in enumerate(tests)]
     if not isinstance(tests, dict):
-        raise ValueError("tests: expected a dict with 'inputs'/'outputs' or a list of cases, "
-                         f"got {type(tests).__name__}")
+        raise ValueError(
+            "tests: expected a dict with 'inputs'/'outputs' or a list of cases, " f"got {type(tests).__name__}"
+        )
     missing = [k for k in ("inputs", "outputs") if k not in tests and "assert_case" not in tests]
     if missing:
         raise ValueError(f"tests: missing {missing}; expected {{'inputs': [...], 'outputs': [...]}}")
@@ -54,16 +55,22 @@ def parse_tests(tests: Any) -> list[TestCase]:
         return _assert_cases(tests)
     inputs, outputs = tests["inputs"], tests["outputs"]
     if not isinstance(inputs, list) or not isinstance(outputs, list) or len(inputs) != len(outputs):
-        raise ValueError("tests: 'inputs' and 'outputs' must be lists of the same length "
-                         f"(got {_describe(inputs)} and {_describe(outputs)})")
+        raise ValueError(
+            "tests: 'inputs' and 'outputs' must be lists of the same length "
+            f"(got {_describe(inputs)} and {_describe(outputs)})"
+        )
     fn_name = tests.get("fn_name")
     if fn_name is not None and (not isinstance(fn_name, str) or not fn_name.isidentifier()):
         raise ValueError(f"tests: 'fn_name' must be a Python identifier, got {fn_name!r}")
     if fn_name:
-        return [TestCase(i, _call_stdin(inp, i), _decode_json(out), fn_name) for i, (inp, out) in
-                enumerate(zip(inputs, outputs))]
-    return [TestCase(i, _text(inp, f"inputs[{i}]"), _text(out, f"outputs[{i}]")) for i, (inp, out) in
-            enumerate(zip(inputs, outputs))]
+        return [
+            TestCase(i, _call_stdin(inp, i), _decode_json(out), fn_name)
+            for i, (inp, out) in enumerate(zip(inputs, outputs))
+        ]
+    return [
+        TestCase(i, _text(inp, f"inputs[{i}]"), _text(out, f"outputs[{i}]"))
+        for i, (inp, out) in enumerate(zip(inputs, outputs))
+    ]
 
 
 def sample_tests(cases: list[TestCase], max_tests: int | None, seed: int) -> list[TestCase]:
@@ -121,8 +128,9 @@ def _assert_cases(tests: dict) -> list[TestCase]:
     inputs = tests.get("inputs") or [""] * len(asserts)
     if len(inputs) != len(asserts):
         raise ValueError(f"tests: 'inputs' has {len(inputs)} items but 'assert_case' {len(asserts)}")
-    return [TestCase(i, _text(inp, f"inputs[{i}]"), None, appendix=a)
-            for i, (inp, a) in enumerate(zip(inputs, asserts))]
+    return [
+        TestCase(i, _text(inp, f"inputs[{i}]"), None, appendix=a) for i, (inp, a) in enumerate(zip(inputs, asserts))
+    ]
 
 
 def _normalise(text: str) -> list[str]:

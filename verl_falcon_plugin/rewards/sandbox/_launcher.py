@@ -51,7 +51,11 @@ PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 
 NAMESPACE_FLAGS = {
-    "mount": CLONE_NEWNS, "net": CLONE_NEWNET, "pid": CLONE_NEWPID, "ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS,
+    "mount": CLONE_NEWNS,
+    "net": CLONE_NEWNET,
+    "pid": CLONE_NEWPID,
+    "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS,
 }
 MOUNT_OPTION_FLAGS = {
     "ro": MS_RDONLY,

@@ -29,8 +29,14 @@ def system_python() -> str:
 
 #: a JVM reserves gigabytes of address space by default; these make it start under RLIMIT_AS = 1 GiB
 #: and within the process cap (one compiler thread, serial GC)
-JVM_FLAGS = ("-Xmx256m", "-XX:CompressedClassSpaceSize=64m", "-XX:ReservedCodeCacheSize=64m", "-XX:+UseSerialGC",
-             "-XX:TieredStopAtLevel=1", "-XX:CICompilerCount=1")
+JVM_FLAGS = (
+    "-Xmx256m",
+    "-XX:CompressedClassSpaceSize=64m",
+    "-XX:ReservedCodeCacheSize=64m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:CICompilerCount=1",
+)
 _JAVA_PUBLIC_CLASS = re.compile(r"^\s*public\s+(?:final\s+|abstract\s+)*class\s+([A-Za-z_$][\w$]*)", re.MULTILINE)
 
 
@@ -41,8 +47,12 @@ def for_code(language: str, toolchain: Toolchain, code: str) -> Toolchain:
     match = _JAVA_PUBLIC_CLASS.search(code)
     name = match.group(1) if match else "Main"
     rename = lambda argv: tuple({"Main.java": f"{name}.java", "Main": name}.get(a, a) for a in argv)  # noqa: E731
-    return replace(toolchain, source_name=f"{name}.java", compile_argv=rename(toolchain.compile_argv),
-                   run_argv=rename(toolchain.run_argv))
+    return replace(
+        toolchain,
+        source_name=f"{name}.java",
+        compile_argv=rename(toolchain.compile_argv),
+        run_argv=rename(toolchain.run_argv),
+    )
 
 
 def toolchains(python: str | None = None) -> dict[str, Toolchain]:
@@ -57,8 +67,9 @@ def toolchains(python: str | None = None) -> dict[str, Toolchain]:
         found["nodejs"] = Toolchain("main.js", None, (node, "main.js"))
     javac, java = shutil.which("javac"), shutil.which("java")
     if javac and java:
-        found["java"] = Toolchain("Main.java", (javac, *(f"-J{flag}" for flag in JVM_FLAGS), "Main.java"),
-                                  (java, *JVM_FLAGS, "Main"))
+        found["java"] = Toolchain(
+            "Main.java", (javac, *(f"-J{flag}" for flag in JVM_FLAGS), "Main.java"), (java, *JVM_FLAGS, "Main")
+        )
     gxx = shutil.which("g++")
     if gxx:
         # the flags Sandbox-Fusion uses (-std=c++17), plus -O2 as judges do

@@ -89,10 +89,23 @@ class _Slot:
     identity: SlotIdentity
 
 
-def _command_result(status: str, *, time_s: float | None = None, return_code: int | None = None,
-                    stdout: str | None = None, stderr: str | None = None, cpu_s: float | None = None) -> dict:
-    return {"status": status, "execution_time": time_s, "cpu_time": cpu_s, "return_code": return_code,
-            "stdout": stdout, "stderr": stderr}
+def _command_result(
+    status: str,
+    *,
+    time_s: float | None = None,
+    return_code: int | None = None,
+    stdout: str | None = None,
+    stderr: str | None = None,
+    cpu_s: float | None = None,
+) -> dict:
+    return {
+        "status": status,
+        "execution_time": time_s,
+        "cpu_time": cpu_s,
+        "return_code": return_code,
+        "stdout": stdout,
+        "stderr": stderr,
+    }
 
 
 class Sandbox:
@@ -159,13 +172,17 @@ class Sandbox:
         code, language, compile_timeout, run_timeout, memory_mb, stdin, files, fetch = self._parse(request)
         toolchain = self.toolchains.get(language)
         if toolchain is None:
-            return self._response("SandboxError", f"language {language!r} is not supported by the embedded sandbox "
-                                  f"(supported: {', '.join(sorted(self.toolchains))})")
+            return self._response(
+                "SandboxError",
+                f"language {language!r} is not supported by the embedded sandbox "
+                f"(supported: {', '.join(sorted(self.toolchains))})",
+            )
         toolchain = for_code(language, toolchain, code)
         slot = self._slots.get()
         try:
-            return self._run_in_slot(slot, toolchain, code, compile_timeout, run_timeout, memory_mb, stdin, files,
-                                     fetch)
+            return self._run_in_slot(
+                slot, toolchain, code, compile_timeout, run_timeout, memory_mb, stdin, files, fetch
+            )
         finally:
             self._slots.put(slot)
 
@@ -199,8 +216,14 @@ class Sandbox:
 
     @staticmethod
     def _response(status: str, message: str = "", compile_result=None, run_result=None, files=None) -> dict:
-        return {"status": status, "message": message, "compile_result": compile_result, "run_result": run_result,
-                "executor_pod_name": None, "files": files or {}}
+        return {
+            "status": status,
+            "message": message,
+            "compile_result": compile_result,
+            "run_result": run_result,
+            "executor_pod_name": None,
+            "files": files or {},
+        }
 
     def _run_in_slot(self, slot, toolchain, code, compile_timeout, run_timeout, memory_mb, stdin, files, fetch):
         uid = slot.identity.uid
@@ -215,11 +238,18 @@ class Sandbox:
             self._write(workdir, toolchain.source_name, code.encode(), uid)
             compile_result = None
             if toolchain.compile_argv is not None:
-                compile_result = self._execute(slot, list(toolchain.compile_argv), workdir, compile_timeout,
-                                               None, max(memory_mb, self.limits.compile_memory_limit_mb))
+                compile_result = self._execute(
+                    slot,
+                    list(toolchain.compile_argv),
+                    workdir,
+                    compile_timeout,
+                    None,
+                    max(memory_mb, self.limits.compile_memory_limit_mb),
+                )
             run_result = None
-            if compile_result is None or (compile_result["status"] == "Finished"
-                                          and compile_result["return_code"] == 0):
+            if compile_result is None or (
+                compile_result["status"] == "Finished" and compile_result["return_code"] == 0
+            ):
                 run_result = self._execute(slot, list(toolchain.run_argv), workdir, run_timeout, stdin, memory_mb)
             fetched = self._fetch_files(workdir, fetch)
             status, message = _overall_status(compile_result, run_result)
@@ -269,8 +299,17 @@ class Sandbox:
         return fetched
 
     # ---------------------------------------------------------------- one sandboxed command
-    def _execute(self, slot: _Slot, argv: list[str], workdir: str, timeout: float, stdin: str | None,
-                 memory_mb: int, namespaces: tuple[str, ...] | None = None, rlimits: dict | None = None) -> dict:
+    def _execute(
+        self,
+        slot: _Slot,
+        argv: list[str],
+        workdir: str,
+        timeout: float,
+        stdin: str | None,
+        memory_mb: int,
+        namespaces: tuple[str, ...] | None = None,
+        rlimits: dict | None = None,
+    ) -> dict:
         identity = slot.identity
         status_read, status_write = os.pipe()
         config = {
@@ -320,19 +359,18 @@ class Sandbox:
             return _command_result("Error", stderr=f"sandbox setup failed: {report['setup_error']}\n{err}")
         wall = report.get("wall_s", elapsed)
         if killed_for == "timeout" or report.get("timed_out") or wall > timeout:
-            return _command_result("TimeLimitExceeded", time_s=wall, stdout=out, stderr=err,
-                                   cpu_s=report.get("cpu_s"))
+            return _command_result("TimeLimitExceeded", time_s=wall, stdout=out, stderr=err, cpu_s=report.get("cpu_s"))
         if killed_for == "output":
             err += f"\n[sandbox] output exceeded {self.limits.max_output_bytes} bytes: the program was killed\n"
             return _command_result("Finished", time_s=wall, return_code=-signal.SIGKILL, stdout=out, stderr=err)
         if not report:
-            return _command_result("Error", stderr=f"sandbox launcher exited with {proc.returncode} without a report\n"
-                                   f"{err}")
+            return _command_result(
+                "Error", stderr=f"sandbox launcher exited with {proc.returncode} without a report\n" f"{err}"
+            )
         if report.get("signal") == signal.SIGXCPU:  # RLIMIT_CPU: the CPU-time limit is a time limit
             return _command_result("TimeLimitExceeded", time_s=wall, stdout=out, stderr=err, cpu_s=report["cpu_s"])
         code = -report["signal"] if "signal" in report else report["exit_code"]
-        return _command_result("Finished", time_s=wall, return_code=code, stdout=out, stderr=err,
-                               cpu_s=report["cpu_s"])
+        return _command_result("Finished", time_s=wall, return_code=code, stdout=out, stderr=err, cpu_s=report["cpu_s"])
 
     def _collect(self, proc: subprocess.Popen, deadline: float) -> tuple[bytes, bytes, str | None]:
         """Read stdout/stderr until both close, the deadline passes, or the output cap is hit."""
@@ -387,8 +425,9 @@ class Sandbox:
         logger.error("sandbox uid %d still has processes after repeated SIGKILL: %s", uid, processes_of_uid(uid))
 
     # ---------------------------------------------------------------- start-up probes
-    def _probe(self, argv: list[str], namespaces: tuple[str, ...], rlimits: dict | None = None,
-               timeout: float = 10.0) -> dict:
+    def _probe(
+        self, argv: list[str], namespaces: tuple[str, ...], rlimits: dict | None = None, timeout: float = 10.0
+    ) -> dict:
         slot = self._slots.get()
         workdir = tempfile.mkdtemp(dir=self.root, prefix="probe-")
         try:
@@ -408,8 +447,11 @@ class Sandbox:
             if result["status"] != "Finished" or result["return_code"] != 0:
                 raise RuntimeError(f"requested sandbox namespaces {requested} do not work here: {result['stderr']}")
             return tuple(requested)
-        working = tuple(ns for ns in ALL_NAMESPACES
-                        if (r := self._probe(true, (ns,)))["status"] == "Finished" and r["return_code"] == 0)
+        working = tuple(
+            ns
+            for ns in ALL_NAMESPACES
+            if (r := self._probe(true, (ns,)))["status"] == "Finished" and r["return_code"] == 0
+        )
         if working and (r := self._probe(true, working))["status"] != "Finished":
             raise RuntimeError(f"sandbox namespaces {working} work one by one but not together: {r['stderr']}")
         missing = sorted(set(ALL_NAMESPACES) - set(working))
@@ -443,8 +485,13 @@ def probe_process_cap(sandbox: Sandbox, cap: int, attempts: int) -> dict:
     argv = [sandbox.toolchains["python"].run_argv[0], "-E", "-s", "-B", "-c", script]
     result = sandbox._probe(argv, sandbox.namespaces, rlimits)
     started = int(result["stdout"].strip() or -1) if result["status"] == "Finished" else -1
-    return {"binds": 0 <= started < min(cap, attempts), "started": started, "cap": cap, "attempts": attempts,
-            "result": result}
+    return {
+        "binds": 0 <= started < min(cap, attempts),
+        "started": started,
+        "cap": cap,
+        "attempts": attempts,
+        "result": result,
+    }
 
 
 def _kill_group(pgid: int) -> None:

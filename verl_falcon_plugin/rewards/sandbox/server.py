@@ -69,8 +69,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except Exception as err:  # the server's own failure: Sandbox-Fusion reports it as SandboxError
             logger.exception("sandbox failed on a request")
-            response = {"status": "SandboxError", "message": f"{type(err).__name__}: {err}", "compile_result": None,
-                        "run_result": None, "executor_pod_name": None, "files": {}}
+            response = {
+                "status": "SandboxError",
+                "message": f"{type(err).__name__}: {err}",
+                "compile_result": None,
+                "run_result": None,
+                "executor_pod_name": None,
+                "files": {},
+            }
         with self.server.counter_lock:
             self.server.requests_served += 1
         self._reply(HTTPStatus.OK, response)
