@@ -12,7 +12,7 @@ STAMP_VLLM := $(VENV_VLLM)/.installed-$(SPEC_HASH)
 PYTEST_FLAGS ?= -q --durations=15
 CPU_ENV := VLLM_USE_V2_MODEL_RUNNER=0 VLLM_ENABLE_V1_MULTIPROCESSING=0 TOKENIZERS_PARALLELISM=false
 
-.PHONY: all venvs test test-fast test-verl test-vllm demo bench clean
+.PHONY: all venvs test test-fast test-verl test-vllm check demo demo-quick bench clean
 
 all: test
 
@@ -29,21 +29,29 @@ $(STAMP_VLLM):
 test: test-verl test-vllm
 
 test-verl: $(STAMP)
-	$(CPU_ENV) $(VENV)/bin/python -m pytest tests upstream_prs --ignore=tests/vllm $(PYTEST_FLAGS)
+	$(CPU_ENV) $(VENV)/bin/python -m pytest tests upstream_prs --ignore=tests/vllm --ignore-glob='upstream_prs/vllm-*' $(PYTEST_FLAGS)
 
 test-vllm: $(STAMP_VLLM)
-	$(CPU_ENV) $(VENV_VLLM)/bin/python -m pytest tests/vllm $(PYTEST_FLAGS)
+	$(CPU_ENV) $(VENV_VLLM)/bin/python -m pytest tests/vllm $(wildcard upstream_prs/vllm-*) $(PYTEST_FLAGS)
 
 # Skips multi-process, Triton-interpreter and vLLM-engine tests: for the edit-test loop.
 test-fast: $(STAMP)
-	$(CPU_ENV) $(VENV)/bin/python -m pytest tests upstream_prs --ignore=tests/vllm -m "not slow" $(PYTEST_FLAGS)
+	$(CPU_ENV) $(VENV)/bin/python -m pytest tests upstream_prs --ignore=tests/vllm --ignore-glob='upstream_prs/vllm-*' -m "not slow" $(PYTEST_FLAGS)
 
 # The preflight on the embedded defaults (tiny models built in code), in both environments.
 # Without a GPU, Liger's Triton kernels run on the Triton interpreter.
 TRITON_INTERPRET ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
-demo: $(STAMP) $(STAMP_VLLM)
+check: $(STAMP) $(STAMP_VLLM)
 	$(CPU_ENV) TRITON_INTERPRET=$(TRITON_INTERPRET) $(VENV)/bin/falcon-h1r check
 	$(CPU_ENV) $(VENV_VLLM)/bin/falcon-h1r check deepconf
+
+# The paper's pipeline at toy scale (task -> SFT -> RL data -> GRPO -> eval -> DeepConf -> out/demo/report.md).
+# Resumable: rerun to continue from the last finished stage. demo-quick is the short variant CI runs.
+demo: $(STAMP) $(STAMP_VLLM)
+	$(CPU_ENV) $(VENV)/bin/python -m verl_falcon_plugin.demo --out out/demo
+
+demo-quick: $(STAMP) $(STAMP_VLLM)
+	$(CPU_ENV) $(VENV)/bin/python -m verl_falcon_plugin.demo --quick --out out/demo-quick
 
 # Each prints ratios against a baseline measured in the same run; results land in benchmarks/results/.
 VLLM_BENCHMARKS := benchmarks/deepconf_overhead.py

@@ -67,7 +67,7 @@ def worker(kind: str, path: str, samples: int) -> dict:
         for index in range(samples):
             dataset[index]
     else:
-        config["streaming"] = {"difficulty": {"enabled": False}, "patch_verl_trainer": False}
+        config["streaming"] = {"difficulty": {"enabled": False}}
         dataset = StreamingSFTDataset(path, tokenizer, config)
         built = time.perf_counter()
         for _, _item in zip(range(samples), dataset):

@@ -103,7 +103,7 @@ def main() -> None:
     args = ap.parse_args()
     from vllm import LLM
 
-    from vllm_plugins.deepconf.testing import save_tiny_llama
+    from verl_falcon_plugin.testing.tiny_llama import save_tiny_llama
 
     instrument_apply()
     with tempfile.TemporaryDirectory() as tmp:

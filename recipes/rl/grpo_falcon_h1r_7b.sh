@@ -5,6 +5,16 @@
 #
 #   SFT_CHECKPOINT=/ckpt/falcon-h1r-7b-sft TRAIN=/data/rl_math.parquet VAL=/data/aime25.parquet \
 #   NNODES=8 bash recipes/rl/grpo_falcon_h1r_7b.sh [extra hydra overrides...]
+#
+# TRAIN comes from `falcon-h1r rl-data export` (verl's RL parquet, the paper's system prompt in each prompt).
+# Settings this script adds (the paper's GRPO values are in plugin/falcon_h1r.yaml, each marked there):
+# Setting                                          paper                                 here
+# actor_rollout_ref.model.use_remove_padding       not in the paper                      true (ours: packed)
+# actor_rollout_ref.actor.ulysses_sequence_parallel_size  not given for RL (SFT: 2)     2 (ours)
+# actor_rollout_ref.rollout.name                   vLLM                                  vllm
+# data.max_prompt_length                           not in the paper                      2048 (ours)
+# trainer.nnodes                                   not given for RL                      1 (ours)
+# trainer.n_gpus_per_node                          not given for RL                      8 (ours)
 set -euo pipefail
 : "${SFT_CHECKPOINT:?path of the cold-start SFT checkpoint}"
 : "${TRAIN:?parquet of RL problems, filtered with falcon-h1r rl-data filter}"

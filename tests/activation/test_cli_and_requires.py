@@ -61,9 +61,10 @@ def test_a_crashing_check_is_reported_as_a_failure(monkeypatch: pytest.MonkeyPat
     assert "raised RuntimeError: kernel exploded" in capsys.readouterr().out
 
 
-def test_unknown_check_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="unknown check or area"):
-        cli.main(["check", "no.such.check"])
+def test_unknown_check_is_a_clear_error(capsys) -> None:
+    assert cli.main(["check", "no.such.check"]) == 2
+    err = capsys.readouterr().err
+    assert "falcon-h1r check: error: CHECK_OR_AREA: unknown check or area ['no.such.check']" in err
 
 
 def test_nan_error_fails() -> None:

@@ -50,7 +50,6 @@ def streaming_config(files: dict[str, Path], probabilities: dict[str, float], **
         "streaming": {
             "seed": 0,
             "sources": [{"name": c, "files": [str(files[c])], "probability": probabilities[c]} for c in probabilities],
-            "patch_verl_trainer": False,
         },
     }
     streaming_overrides = overrides.pop("streaming", {})

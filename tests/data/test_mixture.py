@@ -153,17 +153,35 @@ def test_dataset_items_trimming_and_parquet_sources(tmp_path, chat_tokenizer):
     assert all(i["loss_mask"].sum() > 0 for i in items)
 
 
-def test_right_padding_mode_matches_verl_layout(tmp_path, chat_tokenizer):
+@pytest.mark.parametrize("pad_mode", ["right", "no_padding"])
+@pytest.mark.parametrize("max_length", [96, 46])  # 96 pads every row, 46 right-trims some (rows are 44-50)
+def test_items_equal_verls_multiturn_sft_dataset_on_the_same_rows(tmp_path, chat_tokenizer, pad_mode, max_length):
+    """Reference: verl 0.9.1's own MultiTurnSFTDataset (what verl's SFT trainer reads by default) on the same rows,
+    same template, padding and right truncation: every tensor equal, dtype included."""
+    import pandas as pd
+    import torch
+    from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
+
     from verl_falcon_plugin.data.streaming_sft import StreamingSFTDataset
 
     files = write_mixture(tmp_path, {"science": 10})
-    config = streaming_config(files, {"science": 1.0}, pad_mode="right", max_length=96)
-    item = next(iter(StreamingSFTDataset(None, chat_tokenizer, config)))
-    assert set(item) == {"input_ids", "attention_mask", "position_ids", "loss_mask"}
-    assert all(v.shape == (96,) for v in item.values())
-    length = int(item["attention_mask"].sum())
-    assert item["input_ids"][length:].eq(chat_tokenizer.pad_token_id).all()
-    assert item["loss_mask"][length:].eq(0).all()
+    rows = [json.loads(line) for line in open(files["science"])]
+    parquet = tmp_path / "science.parquet"
+    pd.DataFrame([{"messages": row["messages"]} for row in rows]).to_parquet(parquet)
+    settings = {"pad_mode": pad_mode, "max_length": max_length, "truncation": "right"}
+    reference = MultiTurnSFTDataset(str(parquet), chat_tokenizer, settings)
+    config = streaming_config(files, {"science": 1.0}, **settings, streaming={"samples_per_epoch": 10})
+    ours = list(StreamingSFTDataset(None, chat_tokenizer, config))  # one source: the file's order
+    assert len(ours) == len(reference) == 10
+    for index, item in enumerate(ours):
+        expected = reference[index]
+        assert set(item) == set(expected)
+        for key in expected:
+            assert item[key].dtype == expected[key].dtype and torch.equal(item[key], expected[key]), (index, key)
+    # the cases happen: with 96 every row is shorter (padded when pad_mode=right); with 46 some are trimmed, some not
+    untrimmed = MultiTurnSFTDataset(str(parquet), chat_tokenizer, {"pad_mode": "no_padding", "max_length": 4096})
+    lengths = [untrimmed[i]["input_ids"].numel() for i in range(10)]
+    assert max(lengths) > max_length >= min(lengths) if max_length == 46 else max(lengths) < max_length
 
 
 def test_validation_set_streams_val_files_without_the_mixture(tmp_path, chat_tokenizer):

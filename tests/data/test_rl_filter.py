@@ -108,7 +108,8 @@ def test_malformed_rows_name_file_and_line_and_leave_no_output(tmp_path, capsys)
     args = ["rl-data", "filter", "--rollouts", str(tmp_path / "r.jsonl"), "--out", str(out),
             "--report", str(tmp_path / "rep.json"), "--no-progress"]  # fmt: skip
     assert main(args) == 2
-    assert "r.jsonl:2: rollouts[3]: field 'reward'" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "r.jsonl:2: rollouts[3]: field 'reward'" in captured.err and not captured.out
     assert not out.exists() and not list(tmp_path.glob(".kept.jsonl*"))
     write(tmp_path / "r.jsonl", [problem(0, [1] * 7)])
     with pytest.raises(MalformedRowError, match="r.jsonl:1: 7 rollouts, expected 8"):

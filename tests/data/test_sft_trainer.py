@@ -1,8 +1,10 @@
 """The streaming dataset inside verl 0.9.1's real ``SFTTrainer.fit`` loop (engine stubbed):
-exact mid-epoch resume through verl's StatefulDataLoader state, and the empty_cache hook."""
+exact mid-epoch resume through the loader state verl checkpoints, with and without tokenising
+workers (``data.num_workers``), and the empty_cache hook."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -12,6 +14,7 @@ from omegaconf import OmegaConf
 from tests.data.corpus import streaming_config, write_mixture
 from verl_falcon_plugin.data import empty_cache
 from verl_falcon_plugin.data.sft_trainer_hooks import install
+from verl_falcon_plugin.data.streaming_sft import StreamingSFTDataset
 
 BATCH = 4
 
@@ -91,7 +94,7 @@ def make_dataset(tmp_path, chat_tokenizer):
 
     files = write_mixture(tmp_path, {"math": 23, "code": 17})
     config = streaming_config(files, {"math": 0.6, "code": 0.4}, streaming={"samples_per_epoch": 22, "seed": 5})
-    return lambda: StreamingSFTDataset(None, chat_tokenizer, config)
+    return lambda num_workers=0: StreamingSFTDataset(None, chat_tokenizer, {**config, "num_workers": num_workers})
 
 
 def test_streaming_dataloader_replaces_verls_sampler(make_dataset):
@@ -123,6 +126,49 @@ def test_resume_mid_epoch_reproduces_the_uninterrupted_run(make_dataset):
     assert full.training_client.batches[0] != full.training_client.batches[5]
 
 
+@pytest.fixture
+def make_dataset_with_drops(tmp_path, chat_tokenizer):
+    """Every 4th math row has a prompt longer than max_length: right-trimming leaves it nothing to learn, so the
+    stream drops it (which a worker learns only by tokenising it)."""
+    from verl_falcon_plugin.data.streaming_sft import StreamingSFTDataset
+
+    files = write_mixture(tmp_path, {"math": 23, "code": 17})
+    rows = [json.loads(line) for line in open(files["math"])]
+    for index in range(0, len(rows), 4):
+        rows[index]["messages"][0]["content"] = "long question " * 40
+    files["math"].write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = streaming_config(
+        files, {"math": 0.6, "code": 0.4}, max_length=64, streaming={"samples_per_epoch": 22, "seed": 5}
+    )
+    return lambda num_workers=0: StreamingSFTDataset(None, chat_tokenizer, {**config, "num_workers": num_workers})
+
+
+@pytest.mark.slow  # worker processes
+def test_tokenising_workers_give_the_batches_of_no_workers_and_resume_exactly(make_dataset_with_drops):
+    """``data.num_workers=2`` in verl's fit: the very batches of ``num_workers=0`` (the reference path), dropped
+    samples included, and a mid-epoch resume (crossing epochs) through verl's loader state reproduces them."""
+    total, stop = 13, 7  # 5 steps per epoch
+    plain = make_trainer(make_dataset_with_drops(), total_steps=total)
+    plain.fit()
+    dropped = sum(c for (_, note), c in plain.train_dataset.report.notes.items() if note == "no_loss_after_trim")
+    assert dropped > 0, "the scenario must drop samples"
+    workers = make_trainer(make_dataset_with_drops(num_workers=2), total_steps=total)
+    workers.fit()
+    assert workers.train_dataset._workers._iterator is not None, "the samples must come from the worker processes"
+    assert workers.training_client.batches == plain.training_client.batches
+
+    first = make_trainer(make_dataset_with_drops(num_workers=2), total_steps=stop)
+    first.fit()
+    resumed = make_trainer(make_dataset_with_drops(num_workers=2), total_steps=total, resume_step=stop)
+    resumed.train_dataloader.load_state_dict(first.ckpt_handler.saved[stop])
+    resumed.fit()
+    assert first.training_client.batches + resumed.training_client.batches == plain.training_client.batches
+    # without the saved state the workers would start the stream again
+    unrestored = make_trainer(make_dataset_with_drops(num_workers=2), total_steps=total, resume_step=stop)
+    unrestored.fit()
+    assert unrestored.training_client.batches != plain.training_client.batches[stop:]
+
+
 def test_resume_refuses_another_dp_layout(make_dataset):
     first = make_trainer(make_dataset(), total_steps=2)
     first.fit()
@@ -130,6 +176,10 @@ def test_resume_refuses_another_dp_layout(make_dataset):
     other.train_dataloader.load_state_dict(first.ckpt_handler.saved[2])
     with pytest.raises(ValueError, match="same data-parallel layout"):
         next(iter(other.train_dataloader))
+    more_workers = make_trainer(make_dataset(num_workers=1), total_steps=4)
+    more_workers.train_dataloader.load_state_dict(first.ckpt_handler.saved[2])
+    with pytest.raises(ValueError, match="same data.num_workers"):
+        next(iter(more_workers.train_dataloader))
 
 
 def test_empty_cache_hook_runs_every_n_steps_in_fit(make_dataset, monkeypatch):
@@ -194,12 +244,31 @@ def test_verls_own_factory_builds_the_dataset_from_data_custom_cls(tmp_path, cha
         config.data.streaming = {
             "sources": [{"name": c, "files": [str(p)], "probability": 0.5} for c, p in files.items()]
         }
-    with pytest.raises(ValueError, match="num_workers=0"):  # verl's default is 8
-        create_sft_dataset(config.data.train_files, config.data, chat_tokenizer, None)
-    config.data.num_workers = 0
+    assert config.data.num_workers == 8  # verl's default: accepted, the dataset tokenises in 8 worker processes
     dataset = create_sft_dataset(config.data.train_files, config.data, chat_tokenizer, None, max_samples=12)
-    assert isinstance(dataset, StreamingSFTDataset) and len(dataset) == 12
+    assert isinstance(dataset, StreamingSFTDataset) and len(dataset) == 12 and dataset.num_workers == 8
     assert {item["input_ids"].dtype for item in dataset} == {torch.long}
+
+
+def test_constructing_the_dataset_patches_nothing_and_imports_no_trainer_hook(tmp_path):
+    """Installing verl hooks is activation's job: the dataset module neither imports them nor calls them."""
+    import json
+    import subprocess
+    import sys
+
+    files = write_mixture(tmp_path, {"math": 4})
+    config = streaming_config(files, {"math": 1.0}, streaming={"samples_per_epoch": 4})
+    script = f"""
+import json, sys
+from verl_falcon_plugin.data.streaming_sft import StreamingSFTDataset
+from verl_falcon_plugin.data.tiny_chat_tokenizer import build_chat_tokenizer
+dataset = StreamingSFTDataset(None, build_chat_tokenizer(), json.loads({json.dumps(config)!r}))
+assert len(list(dataset)) == 4
+loaded = [m for m in sys.modules if m == "verl" or m.startswith(("verl.", "verl_falcon_plugin.data.sft"))]
+print(json.dumps(sorted(loaded)))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
 def test_install_also_patches_the_trainer_class_of_python_m_verl_trainer_sft_trainer(monkeypatch):

@@ -7,17 +7,19 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vllm_plugins.deepconf import DeepConfArgs, token_confidence  # noqa: E402
+scipy_special = pytest.importorskip("scipy.special")
+
+from vllm_plugins.deepconf import DeepConfArgs  # noqa: E402
 from vllm_plugins.deepconf.early_stop import ConfidenceStopState  # noqa: E402
 
 VOCAB, EOS = 50, 3
 
 
 def numpy_conf(logits: np.ndarray, k: int) -> float:
-    """The formula from scratch: -mean of the k highest log-softmax values (float64)."""
-    x = logits.astype(np.float64)
-    logp = x - x.max() - np.log(np.exp(x - x.max()).sum())
-    return float(token_confidence(np.sort(logp)[::-1][:k]))
+    """DeepConf's token confidence from its definition, not from the package: C = -(1/k) sum of the
+    k highest log-probabilities, with scipy's log-softmax (float64)."""
+    logp = scipy_special.log_softmax(logits.astype(np.float64))
+    return float(-np.sort(logp)[::-1][:k].mean())
 
 
 def first_stop(confs, threshold, window):
@@ -59,11 +61,13 @@ def logits_seq():
 def test_confidence_matches_the_formula(logits_seq):
     state = ConfidenceStopState(4, "cpu", window_capacity=8)
     state.activate(2, DeepConfArgs(threshold=0.0, window=8, top_k=5), EOS)
-    rows = torch.arange(3)
     batch = torch.tensor(logits_seq[:3])
     got = state.token_confidence(batch, torch.tensor([2, 2, 2]))
+    assert got.shape == (3,)
     np.testing.assert_allclose(got.numpy(), [numpy_conf(x, 5) for x in logits_seq[:3]], atol=1e-5)
-    assert rows.numel() == 3
+    # the check can fail: one more or one fewer log-prob in the mean is far outside 1e-5
+    for wrong_k in (4, 6):
+        assert np.abs(got.numpy() - [numpy_conf(x, wrong_k) for x in logits_seq[:3]]).max() > 1e-2
 
 
 def test_forces_eos_exactly_at_the_first_window_below_threshold(logits_seq):

@@ -99,9 +99,9 @@ def test_rows_stop_exactly_where_the_rule_says(model_and_reference):
 
 
 def test_online_controller_drives_hf_generate(model_and_reference):
+    from verl_falcon_plugin.testing.tiny_llama import build_word_tokenizer
     from vllm_plugins.deepconf import OnlineConfig, run_online
     from vllm_plugins.deepconf.hf import HFTraceGenerator
-    from vllm_plugins.deepconf.testing import build_word_tokenizer
 
     model = model_and_reference[0]
     tokenizer = build_word_tokenizer(256)

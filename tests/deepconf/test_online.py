@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from verl_falcon_plugin.testing.deepconf_traces import SyntheticPopulation
 from vllm_plugins.deepconf import OnlineConfig, Trace, lowest_group_confidence, run_online, stop_index
-from vllm_plugins.deepconf.synthetic import SyntheticPopulation
 
 
 class Scripted:
@@ -77,6 +77,8 @@ def test_consensus_and_token_budget_end_the_run_early():
 def test_synthetic_stopped_traces_match_the_rule():
     pop = SyntheticPopulation(seed=1, mean_length=300)
     traces = pop.generate(20, threshold=12.5, window=32)
+    stopped = [t.stopped_early for t in traces]
+    assert any(stopped) and not all(stopped), "the population must exercise both branches below"
     for t, full in zip(traces, pop.full_lengths):
         if t.stopped_early:
             assert t.answer is None and t.num_tokens < full

@@ -7,17 +7,20 @@ import json
 import numpy as np
 import pytest
 
-from verl_falcon_plugin.cli import build_parser
+from verl_falcon_plugin.cli import CliError, build_parser
 from verl_falcon_plugin.cli.deepconf import resolve_settings
+from verl_falcon_plugin.testing.deepconf_traces import SyntheticPopulation
 from vllm_plugins.deepconf.online import OnlineConfig
 from vllm_plugins.deepconf.runner import Problem, SamplingSettings, ServerGenerator, load_problems, run_problems
-from vllm_plugins.deepconf.synthetic import SyntheticPopulation
 
 
 def test_settings_paper_defaults_then_yaml_then_command_line(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("budget: 64\neta: 0.9\nwindow: 512\n")
-    args = build_parser().parse_args(["deepconf", "run", "x.jsonl", "--out", "o", "--config", str(cfg), "--eta", "0.1"])
+    problems = tmp_path / "x.jsonl"
+    problems.write_text('{"prompt": "1+1?", "answer": "2"}\n')
+    argv = ["deepconf", "run", str(problems), "--out", "o", "--config", str(cfg), "--eta", "0.1"]
+    args = build_parser().parse_args(argv)
     s = resolve_settings(args)
     assert (s.budget, s.eta, s.window, s.n_init, s.temperature, s.top_p, s.max_tokens) == (
         64,
@@ -29,7 +32,7 @@ def test_settings_paper_defaults_then_yaml_then_command_line(tmp_path):
         65536,
     )
     cfg.write_text("budjet: 3\n")
-    with pytest.raises(SystemExit, match="budjet"):
+    with pytest.raises(CliError, match="budjet"):
         resolve_settings(args)
 
 

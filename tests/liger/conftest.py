@@ -9,7 +9,8 @@ hit (compiled GPU Triton has neither):
 * ``triton.language.extra.libdevice.rsqrt`` has no interpreter implementation:
   the shim routes Liger's module-level ``rsqrt`` to ``tl.math.rsqrt``.
 
-This shim lives here, never in the shipped kernels. ``TRITON_INTERPRET`` must
+The shim is ``liger_patches.cpu.install_interpreter_shim`` (product-side, interpreter only; verl's
+cpu platform applies it too). ``TRITON_INTERPRET`` must
 be set before ``@triton.jit`` runs (it picks the interpreter at decoration), so
 it is set at the top of this file, before anything imports Liger.
 """
@@ -46,39 +47,15 @@ if not ON_GPU and "triton" in sys.modules and not _decorated_for_the_interpreter
 pytest.importorskip("triton")
 pytest.importorskip("liger_kernel")
 
-import numpy as np  # noqa: E402
 import triton  # noqa: E402
-import triton.language as tl  # noqa: E402
 
 INTERPRETING = bool(triton.knobs.runtime.interpret)
 
-LIGER_MODULES_WITH_LIBDEVICE_RSQRT = ("liger_kernel.ops.rms_norm",)
-
 
 def _install_interpreter_shim() -> None:
-    import importlib
+    from liger_patches.cpu import install_interpreter_shim  # product-side, applied only under the interpreter
 
-    from triton.runtime import interpreter
-
-    original = interpreter._implicit_cvt
-    if getattr(original, "_falcon_h1r_shim", False):
-        return
-
-    def implicit_cvt(arg):
-        if isinstance(arg, float):
-            handle = interpreter.TensorHandle(np.array([arg], dtype=np.float32), tl.float32)
-            return tl.tensor(handle, tl.float32)
-        return original(arg)
-
-    implicit_cvt._falcon_h1r_shim = True
-    interpreter._implicit_cvt = implicit_cvt
-
-    def rsqrt(x):
-        # looked up at call time: the interpreter swaps tl.math's builtins only while a kernel runs
-        return tl.math.rsqrt(x)
-
-    for name in LIGER_MODULES_WITH_LIBDEVICE_RSQRT:
-        importlib.import_module(name).rsqrt = rsqrt
+    install_interpreter_shim()
 
 
 if INTERPRETING:

@@ -131,8 +131,10 @@ def test_cuda_path_group_layout_matches_the_head_to_group_map(heads, groups, sp)
     B = torch.randn(1, 3, groups, 5)
     per_rank = heads // sp
     for rank in range(sp):
-        head_group = torch.arange(rank * per_rank, (rank + 1) * per_rank) // (heads // groups)
-        B_kernel, _ = cuda_path._kernel_groups(B, B, head_group)
+        local = slice(rank * per_rank, (rank + 1) * per_rank)
+        head_group = torch.arange(local.start, local.stop) // (heads // groups)
+        B_kernel = B[:, :, cuda_path.kernel_group_layout(local, heads // groups)]
+        assert per_rank % B_kernel.shape[2] == 0  # the kernel asserts nheads % ngroups == 0
         kernel_map = torch.arange(per_rank) // (per_rank // B_kernel.shape[2])
         assert torch.equal(B_kernel[:, :, kernel_map], B[:, :, head_group])
-    assert not cuda_path.usable(B)  # CPU tensors always take the torch path
+    assert not cuda_path.scan_usable(B)  # CPU tensors always take the torch path

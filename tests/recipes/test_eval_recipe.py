@@ -30,7 +30,7 @@ def test_pass_at_1_averages_per_problem_then_over_problems(tmp_path: Path) -> No
 
 def test_every_benchmark_has_the_papers_sampling_budget() -> None:
     lines = (RECIPE / "benchmarks.tsv").read_text().splitlines()[1:]
-    budget = {name: (int(k), int(tokens)) for name, k, tokens in (line.split("\t") for line in lines)}
+    budget = {fields[0]: (int(fields[1]), int(fields[2])) for fields in (line.split("\t") for line in lines)}
     assert budget["aime25"] == (16, 65536)
     assert budget["gpqa_diamond"] == (5, 32768)
     assert budget["livecodebench_v6"] == (3, 65536)

@@ -9,13 +9,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from verl_falcon_plugin.rewards.math import math_reward
+from verl_falcon_plugin.rewards.math import math_reward as cached_math_reward
+from verl_falcon_plugin.rewards.math_cache import VerdictCache
 from verl_falcon_plugin.rewards.math_verify_runner import MathVerifyPool
 from verl_falcon_plugin.rewards.result import RewardStatus
 
 PATHOLOGICAL = "<think>x</think>\\boxed{9^{9^{9^9}}}"
 NEEDS_TIER2 = "<think>x</think>\\boxed{2^{1/3}}"  # = cube root of 2: tier 1 abstains, math-verify decides
 BOUND_S = 2.0
+
+
+def math_reward(*args, **kwargs):
+    """Every call here must reach a worker: no verdict cache (0 entries keeps only the in-flight sharing)."""
+    return cached_math_reward(*args, cache=VerdictCache(0), **kwargs)
+
 HANG_GUARD_S = 60.0  # generous: only there so that a regression fails instead of hanging the suite
 
 

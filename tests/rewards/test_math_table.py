@@ -14,7 +14,7 @@ from verl_falcon_plugin.rewards.result import RewardStatus
 #: pairs on which math-verify alone is mathematically wrong and tier 1's exact arithmetic is right
 MATH_VERIFY_ALONE_WRONG = {
     ("\\frac{1}{2004!}", "\\frac{1}{2006!}"),  # float tolerance: both are ~0
-    ("50\\%", "0.5"),  # math-verify cannot parse a percent gold: string comparison only
+    ("50\\%", "0.5"),  # math-verify drops the percent sign of the gold: 50, not 1/2
     ("12.5\\%", "\\frac{1}{8}"),
 }
 
@@ -84,8 +84,36 @@ def test_two_tier_agrees_with_math_verify_alone_on_the_benchmark_corpus(pool):
     spec = importlib.util.spec_from_file_location("bench_rewards_math", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    corpus = bench.build_corpus(150, seed=7)
-    for gold, response in corpus:
-        ours = math_reward(response, gold, pool=pool)
-        alone = verify_in_this_process(gold, answer_part(response))
-        assert (ours.score == 1.0) is alone, (gold, ours)
+    for gold, responses, _ in bench.build_groups(8, seed=7):
+        for response in responses:
+            ours = math_reward(response, gold, pool=pool)
+            alone = verify_in_this_process(gold, answer_part(response))
+            assert (ours.score == 1.0) is alone, (gold, ours)
+
+
+#: the classes where the first release scored 0 and math-verify alone 1 (issue: several boxes, percent
+#: golds, unboxed Final Answer lines, lists of tuples in another order, decimal commas in running text)
+FORMERLY_MISSED = [
+    ("\\{3,7\\}", "The solutions are $\\boxed{3}$ and $\\boxed{7}$."),
+    ("3,7", "\\boxed{3}, \\boxed{7}"),
+    ("28\\%", "So the rate is \\boxed{28}."),
+    ("28\\%", "So the rate is \\boxed{28\\%}."),
+    ("7.78", "Final Answer: The final answer is 7.78. I hope it is correct."),
+    ("(1,2),(3,4)", "The pairs are \\boxed{(3,4),(1,2)}."),
+    ("3.5", "We check both cases.\nAnswer: 3,5"),
+    ("\\frac{7}{2}", "\\boxed{3\\frac{1}{2}}"),
+    ("12", "A first guess: \\boxed{10}. Checking again, the final answer is $12$."),
+]
+
+
+@pytest.mark.parametrize("gold,answer_part_text", FORMERLY_MISSED)
+def test_formerly_missed_classes_score_where_math_verify_alone_does(pool, gold, answer_part_text):
+    response = "<think>\nwork\n</think>\n" + answer_part_text
+    assert verify_in_this_process(gold, response)  # the reference accepts it...
+    assert math_reward(response, gold, pool=pool).score == 1.0  # ...and so does the project
+
+
+def test_a_mixed_number_is_not_the_product():
+    """The first release read 3\\frac{1}{2} as 3 * 1/2 and accepted it for 3/2; math-verify and textbooks say 7/2."""
+    assert math_reward("<think>w</think>\\boxed{3\\frac{1}{2}}", "\\frac{3}{2}").score == 0.0
+    assert not verify_in_this_process("\\frac{3}{2}", "\\boxed{3\\frac{1}{2}}")

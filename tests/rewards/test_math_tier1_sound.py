@@ -55,5 +55,6 @@ def test_tier1_verdicts_agree_with_sympy():
             equal = sympy.simplify(a - b) == 0
             assert (verdict is Tier1Verdict.EQUAL) is equal, (sympy.latex(a), sympy.latex(b), verdict)
             decided[verdict] += 1
-    # the check is not vacuous: tier 1 decided many pairs both ways
-    assert decided[Tier1Verdict.EQUAL] > 100 and decided[Tier1Verdict.DIFFERENT] > 100, decided
+    # the check is not vacuous: tier 1 decided many pairs both ways (DIFFERENT only for exact constants and
+    # polynomials: rational functions, pi and decimals go to math-verify)
+    assert decided[Tier1Verdict.EQUAL] > 100 and decided[Tier1Verdict.DIFFERENT] > 40, decided

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.rewards.sandbox_helpers import require_root
 from verl_falcon_plugin.rewards.sandbox.runner import Sandbox, probe_process_cap
 from verl_falcon_plugin.rewards.sandbox.uids import processes_of_uid
 
 
 @pytest.fixture(scope="module")
 def sandbox():
+    require_root()
     sb = Sandbox(1)
     yield sb
     sb.close()
@@ -48,13 +50,11 @@ def test_the_same_probe_detects_an_unbound_cap(sandbox):
 def test_the_premise_rlimit_nproc_does_not_bind_root():
     """Why the uid drop exists: the same harmless probe, run as root with RLIMIT_NPROC=4, starts
     every child. (The sleepers are killed by the probe itself.)"""
-    import os
     import resource
     import subprocess
     import sys
 
-    if os.geteuid() != 0:
-        pytest.skip("only meaningful as root")
+    require_root()
     script = (
         "import subprocess\nkids = []\nfor _ in range(12):\n    try:\n"
         "        kids.append(subprocess.Popen(['sleep', '30']))\n    except OSError:\n        break\n"

@@ -37,7 +37,7 @@ PROGRAMS = {
     "bash_ok": ("bash", "read a b\necho $((a + b))", "2 40", "ok", "42\n"),
     "nodejs_ok": (
         "nodejs",
-        "const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(' ').map(Number);\n" "console.log(a + b);",
+        "const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(' ').map(Number);\nconsole.log(a + b);",
         "2 40",
         "ok",
         "42\n",
@@ -49,6 +49,22 @@ PROGRAMS = {
         "2 40",
         "ok",
         "42\n",
+    ),
+    # Sandbox-Fusion runs `java -ea`: a harness built on `assert` must fail a wrong program (issue 15, item 8)
+    "java_assert_fails": (
+        "java",
+        'public class Main {\n  public static void main(String[] a) {\n    assert 1 == 2 : "boom";\n  }\n}',
+        None,
+        "run_failed",
+        "",
+    ),
+    "java_assertions_on": (
+        "java",
+        "public class Main {\n  public static void main(String[] a) {\n    boolean on = false;\n    assert on = true;\n"
+        "    System.out.println(on);\n  }\n}",
+        None,
+        "ok",
+        "true\n",
     ),
     "python_runtime_error": ("python", "raise SystemExit(3)", None, "run_failed", ""),
     "python_exception": ("python", "1 / 0", None, "run_failed", ""),
@@ -110,7 +126,8 @@ def test_verls_sandbox_fusion_reward_reads_our_responses(servers, code, language
 
 def test_stdin_files_and_fetch_files_round_trip(servers):
     request = RunCodeRequest(
-        code="import sys\ndata = open('data/in.txt').read()\nopen('out.txt', 'w').write(data.upper() + sys.stdin.read())",
+        code="import sys\ndata = open('data/in.txt').read()\n"
+        "open('out.txt', 'w').write(data.upper() + sys.stdin.read())",
         language="python",
         stdin="!",
         files={"data/in.txt": base64.b64encode(b"abc").decode()},
@@ -123,21 +140,32 @@ def test_stdin_files_and_fetch_files_round_trip(servers):
 
 def test_fetch_files_cannot_leak_through_a_planted_symlink(servers):
     request = RunCodeRequest(
-        code="import os\nos.symlink('/etc/hostname', 'leak')",
+        code="import os\nos.symlink('/etc/hostname', 'leak')\n"
+        "os.mkdir('d')\nos.symlink('/etc', 'd/etc')\nos.mkfifo('fifo')",
         language="python",
-        fetch_files=["leak", "/etc/hostname", "../../etc/hostname"],
+        fetch_files=["leak", "d/etc/hostname", "fifo"],
     )
     response = sandbox_fusion.run_code(request, endpoint=servers[0].url, max_attempts=1)
     assert response.status == "Success" and response.files == {}
+    # never silently: the message says why each file is missing
+    assert "'leak' not fetched: it is a symlink" in response.message
+    assert "'d/etc/hostname' not fetched" in response.message and "'fifo' not fetched" in response.message
 
 
-def test_a_file_name_escaping_the_work_directory_is_refused(servers):
-    body = requests.post(
-        f"{servers[0].url}/run_code",
-        json={"code": "print(1)", "language": "python", "files": {"../../escape.txt": base64.b64encode(b"x").decode()}},
-    )
-    assert body.status_code == 200 and body.json()["status"] == "SandboxError"
-    assert "escapes the work directory" in body.json()["message"]
+@pytest.mark.parametrize(
+    "field, body, words",
+    [
+        ("files", {"files": {"../../escape.txt": base64.b64encode(b"x").decode()}}, "escapes the work directory"),
+        ("files", {"files": {"/mnt/b": base64.b64encode(b"x").decode()}}, "absolute path"),
+        ("fetch_files", {"fetch_files": ["/mnt/b"]}, "absolute path"),  # Sandbox-Fusion's own tests fetch /mnt/b
+        ("fetch_files", {"fetch_files": ["../../etc/hostname"]}, "escapes the work directory"),
+    ],
+)
+def test_a_path_outside_the_work_directory_fails_the_request_clearly(servers, field, body, words):
+    """Never silently dropped (issue 15, item 9): a 400 naming the field and why."""
+    answer = requests.post(f"{servers[0].url}/run_code", json={"code": "print(1)", "language": "python", **body})
+    assert answer.status_code == 400, answer.text
+    assert field in answer.json()["detail"] and words in answer.json()["detail"]
 
 
 def test_bad_requests_are_answered_with_the_field_named(servers):

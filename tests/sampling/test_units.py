@@ -85,6 +85,7 @@ def test_cache_refuses_zero_advantage_groups():
         ({"strategy": "reject"}, "sampler_kwargs.cache.max_groups"),
         ({"reward_metric": ""}, "sampler_kwargs.reward_metric"),
         ({"seed": True}, "sampler_kwargs.seed"),
+        ({"on_budget_exhausted": "skip"}, "sampler_kwargs.on_budget_exhausted"),
     ],
 )
 def test_bad_config_names_the_field(values, field):
@@ -102,6 +103,27 @@ def test_backfill_gives_up_with_a_clear_error_when_nothing_has_signal():
     batcher = OnlineBatcher(config, ScriptedGenerator([(1.0, 1.0)]), batch_size=2)
     with pytest.raises(GenerationBudgetExceeded, match="max_generation_calls_per_step"):
         batcher.next_batch(0)
+
+
+def test_train_partial_trains_on_what_the_budget_collected(caplog):
+    """1 group in 3 has signal: 3 calls of 2 prompts give 2 of the 4 groups wanted, and the step says so."""
+    pattern = [(1.0, 1.0), (0.0, 1.0), (0.0, 0.0)]
+    config = SamplingConfig(cache=CacheConfig(max_groups=0), max_generation_calls_per_step=3)
+    with pytest.raises(GenerationBudgetExceeded, match="on_budget_exhausted=train_partial"):
+        OnlineBatcher(config, ScriptedGenerator(pattern), batch_size=4, gen_batch_prompts=2).next_batch(0)
+    partial = SamplingConfig(
+        cache=CacheConfig(max_groups=0), max_generation_calls_per_step=3, on_budget_exhausted="train_partial"
+    )
+    generator = ScriptedGenerator(pattern)
+    with caplog.at_level("WARNING"):
+        result = OnlineBatcher(partial, generator, batch_size=4, gen_batch_prompts=2).next_batch(0)
+    assert generator.calls == 3 and [g.uid for g in result.batch] == ["u1", "u4"]
+    assert result.metrics.budget_exhausted == 1 and result.metrics.batch_fill == 0.5
+    assert result.metrics.as_dict()["falcon_sampling/budget_exhausted"] == 1.0
+    assert "train_partial" in caplog.text
+    # a step that fills within the budget reports 0
+    full = OnlineBatcher(partial, ScriptedGenerator([(0.0, 1.0)]), batch_size=4).next_batch(0)
+    assert full.metrics.budget_exhausted == 0 and len(full.batch) == 4
 
 
 def test_duplicate_with_no_signal_leaves_the_batch_empty():

@@ -16,7 +16,7 @@ pytest.importorskip("vllm")
 os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
-from vllm_plugins.deepconf.testing import EOS_ID, save_tiny_llama  # noqa: E402
+from verl_falcon_plugin.testing.tiny_llama import EOS_ID, save_tiny_llama  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 

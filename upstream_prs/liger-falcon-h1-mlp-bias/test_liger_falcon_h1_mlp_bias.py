@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from upstream_prs.conftest import apply_patches, copy_installed_package, read_base
+from upstream_prs.conftest import package_copy
 
 pytestmark = pytest.mark.slow
 
@@ -27,22 +27,18 @@ TOL = 1e-5
 @pytest.fixture(scope="module", params=["unpatched", "patched"])
 def comparison(request, tmp_path_factory) -> tuple[str, dict]:
     """One subprocess per variant: importing torch, transformers and Triton dominates the run time."""
-    root = tmp_path_factory.mktemp(request.param)
-    distribution, version = read_base(HERE)
-    # The upstream repository keeps the package under src/: the patch's paths are relative to its root.
-    copy_installed_package(distribution, version, "liger_kernel", root / "src")
-    if request.param == "patched":
-        apply_patches(HERE, root)
+    # The upstream repository keeps the package under src/: the tree mirrors it.
+    src = package_copy(HERE, tmp_path_factory.mktemp(request.param), patched=request.param == "patched")
     proc = subprocess.run(
         [sys.executable, str(RUNNER)],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(root / "src"), "TRITON_INTERPRET": "1"},
+        env={**os.environ, "PYTHONPATH": str(src), "TRITON_INTERPRET": "1"},
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert Path(result["liger"]).is_relative_to(root / "src")
+    assert Path(result["liger"]).is_relative_to(src)
     assert result["kernel"] == "InterpretedFunction"
     return request.param, result["mlp_bias"]
 

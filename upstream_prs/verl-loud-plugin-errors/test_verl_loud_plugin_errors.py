@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from upstream_prs.conftest import apply_patches, copy_installed_package, read_base
+from upstream_prs.conftest import package_copy
 
 pytestmark = pytest.mark.slow
 
@@ -28,12 +28,9 @@ def make_broken_plugin(root: Path) -> None:
 
 @pytest.fixture(params=["unpatched", "patched"])
 def verl_copy(request, tmp_path: Path) -> tuple[str, Path]:
-    distribution, version = read_base(HERE)
-    copy_installed_package(distribution, version, "verl", tmp_path)
-    if request.param == "patched":
-        apply_patches(HERE, tmp_path)
-    make_broken_plugin(tmp_path)
-    return request.param, tmp_path
+    root = package_copy(HERE, tmp_path, patched=request.param == "patched")
+    make_broken_plugin(root)
+    return request.param, root
 
 
 def import_verl(root: Path, **env: str) -> subprocess.CompletedProcess:

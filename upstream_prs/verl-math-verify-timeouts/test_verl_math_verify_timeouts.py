@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from upstream_prs.conftest import apply_patches, copy_installed_package, read_base
+from upstream_prs.conftest import package_copy
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +35,7 @@ CORRECT_TIMEOUT_S = 8.0
 
 @pytest.fixture(params=["unpatched", "patched"])
 def verl_copy(request, tmp_path: Path) -> tuple[str, Path]:
-    distribution, version = read_base(HERE)
-    copy_installed_package(distribution, version, "verl", tmp_path)
-    if request.param == "patched":
-        apply_patches(HERE, tmp_path)
-    return request.param, tmp_path
+    return request.param, package_copy(HERE, tmp_path, patched=request.param == "patched")
 
 
 def score_after_timeouts(root: Path, mode: str, count: int, timeout: float, correct_timeout: float) -> tuple[dict, str]:

@@ -12,6 +12,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from verl_falcon_plugin.cli import CliError, input_file, input_file_or_empty
+
 logger = logging.getLogger(__name__)
 
 ENGINE_OPTIONS = ("dtype", "max_model_len", "tensor_parallel_size", "kv_cache_memory_bytes", "enforce_eager")
@@ -21,9 +23,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("deepconf", help="DeepConf test-time scaling with vLLM", description=__doc__)
     commands = parser.add_subparsers(dest="deepconf_command", required=True, metavar="SUBCOMMAND")
     run = commands.add_parser("run", help="run DeepConf online on a JSONL of problems", description=__doc__)
-    run.add_argument("input", metavar="PROBLEMS.jsonl", help="rows with 'prompt' or 'problem', and 'answer'")
+    run.add_argument(
+        "input", metavar="PROBLEMS.jsonl", type=input_file, help="rows with 'prompt' or 'problem', and 'answer'"
+    )
     run.add_argument("--out", required=True, metavar="DIR", help="results.jsonl, summary.{json,md}, plots")
-    run.add_argument("--config", metavar="YAML", help="defaults for the options below (command line wins)")
+    run.add_argument(
+        "--config", metavar="YAML", type=input_file_or_empty, help="defaults for the options below (command line wins)"
+    )
     engine = run.add_mutually_exclusive_group()
     engine.add_argument("--model", help="model path for an offline vllm.LLM")
     engine.add_argument("--server", metavar="URL", help="OpenAI-compatible vLLM server (with this package installed)")
@@ -85,11 +91,18 @@ def resolve_settings(args: argparse.Namespace) -> argparse.Namespace:
         import yaml
 
         with open(args.config) as f:
-            loaded = yaml.safe_load(f) or {}
-        loaded = {k.replace("-", "_"): v for k, v in loaded.items()}
+            try:
+                loaded = yaml.safe_load(f) or {}
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None)
+                where = f"{args.config}:{mark.line + 1}" if mark else args.config
+                raise CliError(f"--config {where}: not valid YAML ({getattr(err, 'problem', None) or err})") from err
+        if not isinstance(loaded, dict):
+            raise CliError(f"--config {args.config}: expected a mapping of option: value, got {type(loaded).__name__}")
+        loaded = {str(k).replace("-", "_"): v for k, v in loaded.items()}
         unknown = sorted(set(loaded) - set(DEFAULTS))
         if unknown:
-            raise SystemExit(f"{args.config}: unknown keys {unknown}; known: {sorted(DEFAULTS)}")
+            raise CliError(f"--config {args.config}: unknown keys {unknown}; known: {sorted(DEFAULTS)}")
         values.update(loaded)
     values.update({k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None})
     return argparse.Namespace(**{**vars(args), **values})
@@ -108,7 +121,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     args = resolve_settings(args)
     if args.model is None and args.server is None:
-        raise SystemExit("give --model (offline vllm.LLM) or --server URL")
+        raise CliError("give --model (offline vllm.LLM) or --server URL")
+    problems = _load_problems(load_problems, args.input)  # a bad row fails now, not after loading a model
     config = OnlineConfig(
         budget=args.budget,
         n_init=args.n_init,
@@ -123,8 +137,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.server:
         model_name = args.served_model or args.model
         if not model_name:
-            raise SystemExit("--server needs --served-model (the name the server serves)")
-        problems = load_problems(args.input)
+            raise CliError("--server needs --served-model (the name the server serves)")
 
         def make_generator(problem):
             return ServerGenerator(args.server, model_name, problem.prompt, sampling)
@@ -134,7 +147,7 @@ def run_command(args: argparse.Namespace) -> int:
         vllm = require("vllm", "falcon-h1r deepconf run --model")
         engine_kwargs = {k: getattr(args, k) for k in ENGINE_OPTIONS if getattr(args, k) not in (None, False)}
         llm = vllm.LLM(args.model, seed=args.seed or 0, **engine_kwargs)
-        problems = load_problems(args.input, llm.get_tokenizer())
+        problems = _load_problems(load_problems, args.input, llm.get_tokenizer())
 
         def make_generator(problem):
             return OfflineVLLMGenerator(llm, problem.prompt, sampling)
@@ -142,3 +155,11 @@ def run_command(args: argparse.Namespace) -> int:
     summary = run_problems(problems, make_generator, config, Path(args.out), plots=args.plots)
     print(summary_markdown(summary))
     return 0
+
+
+def _load_problems(load_problems, path: str, tokenizer=None) -> list:
+    """The runner's loader, its row errors (which name file:line) reported as usage errors."""
+    try:
+        return load_problems(path, tokenizer)
+    except ValueError as err:  # the loader names file:line and the missing field
+        raise CliError(str(err)) from err

@@ -21,11 +21,13 @@ from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, Iterator
 
+from verl_falcon_plugin.cli import CliError, input_file
+
 RESPONSE_KEYS = ("response", "solution_str")
 
 
-class InputError(ValueError):
-    pass
+class InputError(CliError, ValueError):
+    """A row of INPUT that cannot be scored, named by file:line (exit status 2)."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("input", metavar="INPUT.jsonl")
+    parser.add_argument("input", metavar="INPUT.jsonl", type=input_file)
     parser.add_argument("--out", required=True, metavar="OUT.jsonl", help="appended to; rerun to resume")
     parser.add_argument(
         "--workers", type=int, default=32, help="concurrent rows (threads; math-verify has its own processes)"
@@ -187,22 +189,21 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         reward_kwargs = json.loads(args.reward_kwargs)
-        if not isinstance(reward_kwargs, dict):
-            raise InputError("--reward-kwargs must be a JSON object")
-        rows = list(read_input(args.input, args.response_key))
-        seen: dict[str, int] = {}
-        for line, row in rows:  # fail before scoring anything, not after an hour
-            key = _row_key(row, line)
-            if key in seen:
-                raise InputError(f"{args.input}:{line}: duplicate id {row['id']!r} (first on line {seen[key]})")
-            seen[key] = line
-            try:
-                resolve_domain(row["data_source"], row["extra_info"])
-            except ValueError as err:
-                raise InputError(f"{args.input}:{line}: {err}") from err
-    except (InputError, json.JSONDecodeError, OSError) as err:
-        print(f"falcon-h1r score: {err}", file=sys.stderr)
-        return 2
+    except json.JSONDecodeError as err:
+        raise InputError(f"--reward-kwargs: not valid JSON ({err})") from err
+    if not isinstance(reward_kwargs, dict):
+        raise InputError("--reward-kwargs must be a JSON object")
+    rows = list(read_input(args.input, args.response_key))
+    seen: dict[str, int] = {}
+    for line, row in rows:  # fail before scoring anything, not after an hour
+        key = _row_key(row, line)
+        if key in seen:
+            raise InputError(f"{args.input}:{line}: duplicate id {row['id']!r} (first on line {seen[key]})")
+        seen[key] = line
+        try:
+            resolve_domain(row["data_source"], row["extra_info"])
+        except ValueError as err:
+            raise InputError(f"{args.input}:{line}: {err}") from err
     done = repair_and_load_done(args.out)
     todo = [(line, row) for line, row in rows if _row_key(row, line) not in done]
     print(

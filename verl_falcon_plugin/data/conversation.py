@@ -65,6 +65,13 @@ def assistant_turns(messages: Sequence[dict[str, Any]]) -> list[int]:
     return [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
 
 
+def with_system_prompt(messages: list[dict[str, Any]], system_prompt: str | None) -> list[dict[str, Any]]:
+    """``messages`` with ``system_prompt`` as the first turn, unless the conversation already has one."""
+    if not system_prompt or (messages and messages[0].get("role") == "system"):
+        return messages
+    return [{"role": "system", "content": system_prompt}, *messages]
+
+
 def prepare_conversation(sample: dict[str, Any]) -> PreparedConversation:
     """Apply the paper's multi-turn rules to ``sample["messages"]``."""
     messages = [dict(m) for m in sample["messages"]]

@@ -13,11 +13,13 @@ and items must be what ``MultiTurnSFTDataset`` returns (``input_ids``, ``positio
 when ``pad_mode=right``). But ``SFTTrainer._build_dataloader`` wraps every dataset in a
 ``DistributedSampler`` over indices, which a stream cannot serve (a map-style facade
 would need random access, i.e. an index of the whole corpus). So this is an
-``IterableDataset`` with ``__len__`` (samples per DP rank per epoch), and
-:mod:`verl_falcon_plugin.data.sft_trainer_hooks` makes ``_build_dataloader`` shard it by
-DP rank and build the ``StatefulDataLoader`` without a sampler for it (other datasets
-take verl's path unchanged). ``num_workers`` must be 0: the stream is one ordered
-sequence, and its exact resume relies on single-process iteration.
+``IterableDataset`` with ``__len__`` (samples per DP rank per epoch), and the plugin's hook
+of ``SFTTrainer._build_dataloader`` (installed when the plugin activates, never by this
+constructor) shards it by DP rank and builds the ``StatefulDataLoader`` without a sampler
+for it (other datasets take verl's path unchanged). That loader iterates in the trainer's
+process; with ``data.num_workers > 0`` the dataset tokenises in worker processes of its own
+(:mod:`verl_falcon_plugin.data.streaming_workers`): the same samples in the same order as
+without workers, and the same exact resume.
 
 An epoch is ``data.streaming.samples_per_epoch`` samples of the endless mixture
 (default: the raw row count of all sources), rounded down per rank to whole batches so
@@ -31,15 +33,15 @@ import json
 import logging
 from typing import Any, Iterator
 
-from verl_falcon_plugin.data.conversation import prepare_conversation, tokenize_conversation
+from verl_falcon_plugin.data.conversation import prepare_conversation, tokenize_conversation, with_system_prompt
 from verl_falcon_plugin.data.difficulty import DifficultyConfig
 from verl_falcon_plugin.data.filters import FilterConfig, FilterReport
 from verl_falcon_plugin.data.mixture import MixtureConfig, build_mixture_stream
-from verl_falcon_plugin.data.sft_trainer_hooks import install as install_trainer_hooks
 from verl_falcon_plugin.data.sources import SourceSpec, count_rows, malformed, sources_from_config
 from verl_falcon_plugin.data.state import StreamPosition, pack_state, unpack_state
+from verl_falcon_plugin.data.streaming_workers import WorkerSamples
 from verl_falcon_plugin.data.trimming import DEFAULT_MAX_LENGTH, right_trim
-from verl_falcon_plugin.requires import is_available, require
+from verl_falcon_plugin.requires import require
 
 torch = require("torch", "the streaming SFT dataset")
 
@@ -74,6 +76,17 @@ def with_mixture_file(streaming: dict[str, Any]) -> dict[str, Any]:
     return {**loaded, **streaming}
 
 
+def resolve_system_prompt(value: Any) -> str | None:
+    """``paper`` -> Falcon-H1R's system prompt; ``none``/empty -> no system prompt; else the text itself."""
+    if value is None or str(value).strip().lower() in ("", "none", "null"):
+        return None
+    if str(value).strip().lower() == "paper":
+        from verl_falcon_plugin.data.rl_rollouts import PAPER_SYSTEM_PROMPT
+
+        return PAPER_SYSTEM_PROMPT
+    return str(value)
+
+
 class StreamingSFTDataset(torch.utils.data.IterableDataset):
     def __init__(
         self,
@@ -100,12 +113,16 @@ class StreamingSFTDataset(torch.utils.data.IterableDataset):
             )
         self.template_kwargs = dict(data_config.get("apply_chat_template_kwargs") or {})
         self.tools_key = data_config.get("tools_key", "tools")
-        if int(data_config.get("num_workers", 0) or 0) != 0:
-            raise ValueError("StreamingSFTDataset needs data.num_workers=0 (one ordered, exactly resumable stream)")
+        self.num_workers = int(data_config.get("num_workers", 0) or 0)
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
         # verl builds the validation set with the same data config: it streams data.val_files
         # as they are (no mixture, no resampling), one pass per validation.
         self.is_validation = _same_files(parquet_files, data_config.get("val_files"))
+        # data.streaming.system_prompt: "paper" (Falcon-H1R's, PAPER_FACTS.md), any text, or none (default)
+        self.system_prompt = resolve_system_prompt(streaming.get("system_prompt"))
         if self.is_validation:
+            self.num_workers = 0  # validation is rare: a persistent worker pool would sit idle between passes
             streaming = {k: v for k, v in streaming.items() if k in ("seed", "filters")}
             streaming["difficulty"] = {"enabled": False}
         self.mixture = MixtureConfig(
@@ -121,8 +138,11 @@ class StreamingSFTDataset(torch.utils.data.IterableDataset):
         self.report = FilterReport()
         self.fingerprint = self._fingerprint()
         self.shard(dp_rank=0, dp_size=1)
-        if streaming.get("patch_verl_trainer", True) and is_available("verl"):
-            install_trainer_hooks()
+        if "patch_verl_trainer" in streaming:
+            logger.warning(
+                "data.streaming.patch_verl_trainer is ignored: the plugin's activation installs verl's SFT "
+                "trainer hooks, the dataset no longer patches verl"
+            )
 
     @staticmethod
     def _sources(streaming: dict[str, Any], parquet_files: Any) -> list[SourceSpec]:
@@ -135,6 +155,8 @@ class StreamingSFTDataset(torch.utils.data.IterableDataset):
 
     def _fingerprint(self) -> str:
         described = repr((self.mixture, self.samples_per_epoch, self.max_length, self.pad_mode))
+        if self.system_prompt:  # appended only when set, so older checkpoints' fingerprints still match
+            described += repr(self.system_prompt)
         return hashlib.sha256(described.encode()).hexdigest()[:16]
 
     # -- sharding and length -------------------------------------------------------------
@@ -145,6 +167,7 @@ class StreamingSFTDataset(torch.utils.data.IterableDataset):
         self._stream = build_mixture_stream(self.mixture, dp_rank, dp_size, self.report)
         self._iterator: Iterator[dict[str, Any]] | None = None
         self._restored_stream_state: dict[str, Any] | None = None
+        self._workers = WorkerSamples(self, self.num_workers, batch_size) if self.num_workers else None
         if len(self) == 0:
             raise ValueError(
                 f"samples_per_epoch={self.samples_per_epoch} gives no full batch of {batch_size} "
@@ -173,6 +196,8 @@ class StreamingSFTDataset(torch.utils.data.IterableDataset):
             yield item
 
     def _next_item(self) -> dict[str, Any] | None:
+        if self._workers is not None:
+            return self._workers.next_item()
         if self._iterator is None:
             self._iterator = iter(self._stream)
             self._restored_stream_state = None  # the live iterator now carries the position
@@ -183,6 +208,8 @@ class StreamingSFTDataset(torch.utils.data.IterableDataset):
         """The verl item for one raw row, or ``None`` when trimming left nothing to learn."""
         sample = json.loads(row)
         try:
+            if self.system_prompt:
+                sample["messages"] = with_system_prompt(list(sample.get("messages") or []), self.system_prompt)
             conversation = prepare_conversation(sample)
             tokens = tokenize_conversation(
                 self.tokenizer, conversation, tools=sample.get(self.tools_key) or None, **self.template_kwargs
@@ -216,15 +243,32 @@ class StreamingSFTDataset(torch.utils.data.IterableDataset):
 
     # -- exact resume (torchdata's Stateful protocol) --------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        if self._workers is not None:
+            return pack_state(self.position, {"workers": self._workers.state_dict()}, self.fingerprint)
         # Before the first sample is drawn, the position is the restored one (or the start).
         stream_state = self._stream.state_dict() if self._iterator is not None else self._restored_stream_state
         return pack_state(self.position, stream_state, self.fingerprint)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         position, stream_state = unpack_state(state, self.position.dp_rank, self.position.dp_size, self.fingerprint)
+        saved_workers = (stream_state or {}).get("workers", {"num_workers": 0})
+        if self._workers is not None or saved_workers["num_workers"]:
+            if self._workers is None or saved_workers["num_workers"] != self.num_workers:
+                raise ValueError(
+                    f"the checkpoint's data stream was tokenised by {saved_workers['num_workers']} workers, this "
+                    f"run has data.num_workers={self.num_workers}: resume with the same data.num_workers"
+                )
+            self._workers = WorkerSamples(self, self.num_workers, self.batch_size)
+            self._workers.load_state_dict(saved_workers)
+            self.position = position
+            return
         self._stream = build_mixture_stream(self.mixture, position.dp_rank, position.dp_size, self.report)
         if stream_state is not None:
             self._stream.load_state_dict(stream_state)
         self.position = position
         self._iterator = None
         self._restored_stream_state = stream_state
+
+    def __getstate__(self) -> dict[str, Any]:
+        # worker processes get the dataset without its own worker pool (and without a live iterator)
+        return {**self.__dict__, "_workers": None, "_iterator": None}

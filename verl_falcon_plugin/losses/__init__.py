@@ -13,6 +13,8 @@ _EXPORTS = {
     "FalconH1RPolicyLossConfig": "verl_falcon_plugin.losses.grpo",
     "compute_policy_loss_falcon_h1r": "verl_falcon_plugin.losses.grpo",
     "positive_token_mask": "verl_falcon_plugin.losses.grpo",
+    "correct_rows": "verl_falcon_plugin.losses.positives",
+    "MissingCorrectnessError": "verl_falcon_plugin.losses.positives",
     "install": "verl_falcon_plugin.losses.verl_hook",
 }
 

@@ -1,6 +1,8 @@
 """Drive verl's own ``FSDPEngine.forward_backward_batch`` on gloo ranks with a tiny model.
 
-Shared by the tests, the preflight and the benchmark. The engine method, the
+Shared by the tests, the preflight and the benchmark. The scenarios and single-process
+references are in :mod:`.dp_reference`, the per-rank batches and loss functions in
+:mod:`.dp_batches`; this module runs them on forked gloo ranks. The engine method, the
 micro-batching (fixed or dynamic), the DP token all-reduce, ``sft_loss`` /
 ``ppo_loss`` / ``agg_loss`` and Ulysses' ``Gather`` are verl's; only what needs
 a GPU is stood in for:
@@ -22,210 +24,55 @@ from __future__ import annotations
 import os
 import tempfile
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-VOCAB = 11
-HIDDEN = 5
+from verl_falcon_plugin.losses.dp_batches import (
+    naive_per_rank_sft_loss,
+    ppo_loss_functions,
+    ppo_tensordict,
+    sft_loss_functions,
+    sft_tensordict,
+    world_count_sft_loss,
+)
+from verl_falcon_plugin.losses.dp_reference import (
+    HIDDEN,
+    VOCAB,
+    Scenario,
+    Sequence,
+    actor_config,
+    make_sequences,
+    ppo_fields,
+    ragged_lengths,
+    reference_ppo_grads,
+    reference_sft_grads,
+    tiny_model,
+    token_log_probs,
+)
 
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    dp: int
-    sp: int = 1
-    micro_batches: int = 2  # per rank, fixed size; ignored when max_tokens is set
-    max_tokens: int | None = None  # dynamic batch size: token budget per micro-batch
-    seqs_per_rank: int = 4
-    empty_ranks: tuple[int, ...] = ()  # DP ranks whose loss mask is all zero
-    seed: int = 0
-    kind: str = "sft"  # "sft": verl's sft_loss path; "ppo": verl's ppo_loss with the falcon_h1r policy loss
-    positive_nll_coef: float = 0.5
-
-    @property
-    def world(self) -> int:
-        return self.dp * self.sp
-
-
-@dataclass
-class Sequence:
-    prompt: list[int]
-    response: list[int]
-    loss_mask: list[int] = field(default_factory=list)  # over prompt + response
-
-
-def tiny_model(seed: int = 1234) -> Any:
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Embedding(VOCAB, HIDDEN), torch.nn.Linear(HIDDEN, VOCAB)).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64))
-    return model
-
-
-def ragged_lengths(count: int, rng: Any, mean_log: float = 2.0, sigma: float = 1.0, cap: int = 60) -> list[int]:
-    """Log-normal response lengths (the long reasoning traces next to short answers)."""
-    return [int(min(cap, max(1, round(rng.lognormvariate(mean_log, sigma))))) for _ in range(count)]
-
-
-def make_sequences(scenario: Scenario) -> list[list[Sequence]]:
-    """Per DP rank, its sequences. Rank r's lengths scale with r so ranks are unbalanced."""
-    import random
-
-    rng = random.Random(scenario.seed)
-    ranks = []
-    for r in range(scenario.dp):
-        seqs = []
-        for length in ragged_lengths(scenario.seqs_per_rank, rng, mean_log=1.2 + 0.8 * r):
-            prompt = [rng.randrange(VOCAB) for _ in range(rng.randint(1, 4))]
-            response = [rng.randrange(VOCAB) for _ in range(length)]
-            valid = 0 if r in scenario.empty_ranks else 1
-            seqs.append(Sequence(prompt, response, [0] * len(prompt) + [valid] * length))
-        ranks.append(seqs)
-    return ranks
-
-
-# ---------------------------------------------------------------- reference (one process)
-
-
-def token_log_probs(model: Any, ids: Any) -> Any:
-    """log p(ids[t+1] | ids[t]) for t < len-1, and the wrap-around label at the end (masked out)."""
-    import torch
-
-    labels = torch.roll(ids, shifts=-1)
-    return torch.log_softmax(model(ids), dim=-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
-
-
-def reference_sft_grads(scenario: Scenario) -> list[Any]:
-    """Gradient of the token mean of -log p over the union of all ranks' loss tokens, in one process."""
-    import torch
-
-    model = tiny_model()
-    total, count = torch.zeros((), dtype=torch.float64), 0
-    for seqs in make_sequences(scenario):
-        for s in seqs:
-            ids = torch.tensor(s.prompt + s.response)
-            mask = torch.tensor(s.loss_mask[1:] + [0], dtype=torch.float64)  # target t+1 is predicted at t
-            total = total + (-token_log_probs(model, ids) * mask).sum()
-            count += sum(s.loss_mask)
-    (total / count).backward()
-    return [p.grad.clone() for p in model.parameters()]
-
-
-# ---------------------------------------------------------------- PPO / falcon_h1r
-
-
-def ppo_fields(scenario: Scenario) -> list[dict[str, Any]]:
-    """Per DP rank: padded response tensors (advantages, old log-probs, mask) over one global width."""
-    import random
-
-    import torch
-
-    ranks = make_sequences(scenario)
-    width = max(len(s.response) for seqs in ranks for s in seqs)
-    model = tiny_model()
-    rng = random.Random(scenario.seed + 1)
-    out = []
-    for seqs in ranks:
-        adv = torch.zeros(len(seqs), width, dtype=torch.float64)
-        old = torch.zeros(len(seqs), width, dtype=torch.float64)
-        mask = torch.zeros(len(seqs), width, dtype=torch.int64)
-        for i, s in enumerate(seqs):
-            n = len(s.response)
-            ids = torch.tensor(s.prompt + s.response)
-            with torch.no_grad():
-                logp = token_log_probs(model, ids)[len(s.prompt) - 1 : len(ids) - 1]
-            old[i, :n] = logp + 0.3 * torch.randn(n, generator=torch.Generator().manual_seed(rng.randrange(10**6)))
-            adv[i, :n] = rng.choice([-1.0, -0.5, 0.0, 0.0, 0.7, 1.3])  # GRPO: one advantage per response
-            mask[i, :n] = s.loss_mask[len(s.prompt) :][0] if n else 0
-        out.append({"advantages": adv, "old_log_probs": old, "response_mask": mask})
-    return out
-
-
-def actor_config(coef: float, eps: float | None = None) -> Any:
-    from verl.workers.config import ActorConfig
-
-    from verl_falcon_plugin.losses.balanced_dp import DEFAULT_EPS
-    from verl_falcon_plugin.losses.grpo import FalconH1RPolicyLossConfig
-
-    return ActorConfig(
-        strategy="fsdp",
-        rollout_n=1,
-        ppo_micro_batch_size_per_gpu=1,
-        clip_ratio_low=0.2,
-        clip_ratio_high=0.28,
-        loss_agg_mode="token-mean",
-        policy_loss=FalconH1RPolicyLossConfig(
-            positive_nll_coef=coef, positive_nll_eps=DEFAULT_EPS if eps is None else eps
-        ),
-    )
-
-
-def reference_ppo_grads(scenario: Scenario) -> list[Any]:
-    """One process, union of all ranks: verl's vanilla loss (global token mean) + coef * positive-token NLL mean."""
-    import torch
-    from verl.trainer.ppo.core_algos import compute_policy_loss_vanilla
-
-    model = tiny_model()
-    fields = ppo_fields(scenario)
-    logps, advs, olds, masks = [], [], [], []
-    for seqs, f in zip(make_sequences(scenario), fields):
-        width = f["advantages"].shape[1]
-        for i, s in enumerate(seqs):
-            ids = torch.tensor(s.prompt + s.response)
-            logp = token_log_probs(model, ids)[len(s.prompt) - 1 : len(ids) - 1]
-            logps.append(torch.nn.functional.pad(logp, (0, width - logp.shape[0])))
-        advs.append(f["advantages"])
-        olds.append(f["old_log_probs"])
-        masks.append(f["response_mask"])
-    log_prob, adv, old, mask = torch.stack(logps), torch.cat(advs), torch.cat(olds), torch.cat(masks).bool()
-    config = actor_config(0.0)
-    pg, _ = compute_policy_loss_vanilla(old, log_prob, adv, mask, "token-mean", config)
-    positive = mask & (adv > 0)  # GRPO: the advantage is constant over a response
-    nll = (-log_prob)[positive].sum() / max(int(positive.sum()), 1)
-    (pg + scenario.positive_nll_coef * nll).backward()
-    return [p.grad.clone() for p in model.parameters()]
-
-
-def ppo_tensordict(seqs: list[Sequence], fields: dict[str, Any], scenario: Scenario) -> Any:
-    import torch
-    from verl.utils import tensordict_utils as tu
-    from verl.utils.dataset.dataset_utils import DatasetPadMode
-
-    def nested(rows: list[list[int]]) -> Any:
-        return torch.nested.as_nested_tensor([torch.tensor(r) for r in rows], layout=torch.jagged)
-
-    non_tensor = {
-        "pad_mode": DatasetPadMode.NO_PADDING,
-        "max_response_len": fields["advantages"].shape[1],
-        "global_batch_size": len(seqs) * scenario.dp,
-    }
-    if scenario.max_tokens is None:
-        non_tensor.update(use_dynamic_bsz=False, micro_batch_size_per_gpu=len(seqs) // scenario.micro_batches)
-    else:
-        non_tensor.update(use_dynamic_bsz=True, max_token_len_per_gpu=scenario.max_tokens)
-    return tu.get_tensordict(
-        tensor_dict={
-            "input_ids": nested([s.prompt + s.response for s in seqs]),
-            "prompts": nested([s.prompt for s in seqs]),
-            "responses": nested([s.response for s in seqs]),
-            "loss_mask": fields["response_mask"],
-            **fields,
-        },
-        non_tensor_dict=non_tensor,
-    )
-
-
-def ppo_loss_functions(scenario: Scenario, eps: float | None = None) -> dict[str, Callable]:
-    """verl's ppo_loss (as the plugin leaves it bound in engine_workers) with the falcon_h1r policy loss."""
-    from functools import partial
-
-    from verl.workers import engine_workers
-
-    return {"falcon_h1r": partial(engine_workers.ppo_loss, config=actor_config(scenario.positive_nll_coef, eps))}
-
+__all__ = [  # the harness's public names, wherever they are defined
+    "HIDDEN",
+    "VOCAB",
+    "EngineStandIn",
+    "Scenario",
+    "Sequence",
+    "actor_config",
+    "free_port",
+    "make_sequences",
+    "naive_per_rank_sft_loss",
+    "ppo_fields",
+    "ppo_loss_functions",
+    "ppo_tensordict",
+    "ragged_lengths",
+    "reference_ppo_grads",
+    "reference_sft_grads",
+    "run_scenario_on_rank",
+    "run_scenarios",
+    "sft_loss_functions",
+    "sft_tensordict",
+    "tiny_model",
+    "token_log_probs",
+    "world_count_sft_loss",
+]
 
 # ---------------------------------------------------------------- verl engine on gloo ranks
 
@@ -269,66 +116,6 @@ class EngineStandIn:
         log_probs = torch.nested.nested_tensor_from_jagged(logp, input_ids.offsets())
         loss, metrics = loss_function(model_output={"log_probs": log_probs}, data=micro_batch, dp_group=self.dp_group)
         return loss, {"loss": loss.detach().item(), "metrics": metrics}
-
-
-def sft_tensordict(seqs: list[Sequence], scenario: Scenario) -> Any:
-    import torch
-    from verl.utils import tensordict_utils as tu
-    from verl.utils.dataset.dataset_utils import DatasetPadMode
-
-    ids = [torch.tensor(s.prompt + s.response) for s in seqs]
-    masks = [torch.tensor(s.loss_mask, dtype=torch.int64) for s in seqs]
-    non_tensor = {"pad_mode": DatasetPadMode.NO_PADDING, "local_num_tokens": int(sum(m.sum() for m in masks))}
-    if scenario.max_tokens is None:
-        non_tensor.update(use_dynamic_bsz=False, micro_batch_size_per_gpu=len(seqs) // scenario.micro_batches)
-    else:
-        non_tensor.update(use_dynamic_bsz=True, max_token_len_per_gpu=scenario.max_tokens)
-    return tu.get_tensordict(
-        tensor_dict={
-            "input_ids": torch.nested.as_nested_tensor(ids, layout=torch.jagged),
-            "loss_mask": torch.nested.as_nested_tensor(masks, layout=torch.jagged),
-        },
-        non_tensor_dict=non_tensor,
-    )
-
-
-def naive_per_rank_sft_loss(config: Any, model_output: Any, data: Any, dp_group: Any = None) -> Any:
-    """The unbalanced baseline: each rank divides by its *own* token count (verl's sft_loss otherwise)."""
-    from verl.utils import tensordict_utils as tu
-    from verl.workers.utils.losses import sft_loss
-
-    local = tu.get_non_tensor_data(data=data, key="local_num_tokens", default=None)
-    tu.assign_non_tensor(data, batch_num_tokens=local, dp_size=1)
-    return sft_loss(config, model_output, data, dp_group)
-
-
-def world_count_sft_loss(config: Any, model_output: Any, data: Any, dp_group: Any = None, *, world_group: Any):
-    """The SP bug verl PR 3691 describes: the token count reduced over DP x SP, so SP replicas count twice."""
-    import torch
-    import torch.distributed as dist
-    from verl.utils import tensordict_utils as tu
-    from verl.workers.utils.losses import sft_loss
-
-    count = torch.tensor([tu.get_non_tensor_data(data=data, key="local_num_tokens", default=None)])
-    dist.all_reduce(count, op=dist.ReduceOp.SUM, group=world_group)
-    tu.assign_non_tensor(data, batch_num_tokens=int(count.item()))
-    return sft_loss(config, model_output, data, dp_group)
-
-
-def sft_loss_functions(eps: float | None = None, world_group: Any = None) -> dict[str, Callable]:
-    """verl's stock loss, our balanced one (verl + eps), the naive per-rank mean and the world-count bug."""
-    from functools import partial
-
-    from verl.workers.utils.losses import sft_loss
-
-    from verl_falcon_plugin.losses.balanced_dp import DEFAULT_EPS, balanced_sft_loss
-
-    return {
-        "verl": partial(sft_loss, config=None),
-        "balanced": partial(balanced_sft_loss, config=None, eps=DEFAULT_EPS if eps is None else eps),
-        "naive": partial(naive_per_rank_sft_loss, config=None),
-        "world_count": partial(world_count_sft_loss, config=None, world_group=world_group),
-    }
 
 
 def _mesh_groups(world: int, dp: int, sp: int) -> tuple[Any, Any, Any]:

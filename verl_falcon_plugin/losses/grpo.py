@@ -6,11 +6,13 @@
 * The clipped term *is* verl's ``compute_policy_loss_vanilla`` (same clip ratios,
   dual clip, TIS weights, ``agg_loss`` with the engine's global batch info): we
   call it rather than re-implement it.
-* Positive sample: a response whose summed advantage over its valid tokens is
-  > 0. With GRPO's group-normalised advantage ``(R_i - mean R)/std R`` and a
-  binary reward this is exactly "reward-correct in a group that is not all
-  correct": correct responses of all-correct groups have advantage 0 and, as
-  the paper asks, give the supervised term no signal either.
+* Positive sample: a response the *task verdict* calls correct (the reward's ``acc``, see
+  :mod:`verl_falcon_plugin.losses.positives`), as the paper says: "computed exclusively on
+  positive (correct) samples". Not the sign of the advantage: with the router's score
+  (correctness minus format penalties) a well-formed wrong answer in an all-wrong group has a
+  positive advantage. Correct responses of all-correct groups are supervised too (the online
+  sampler drops such groups before training anyway). Without a correctness field the loss
+  raises at the first step; ``positive_score_threshold`` is the explicit fallback.
 * The NLL term is a token mean over the positive tokens of the *global*
   mini-batch: ``sum_pos(-log p) / (eps + N_pos) * dp_size``, where ``N_pos`` is
   counted over the whole mini-batch and the DP group by the hook in
@@ -31,6 +33,11 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 from verl_falcon_plugin.losses.balanced_dp import DEFAULT_EPS, balanced_token_mean, validate_eps
+from verl_falcon_plugin.losses.positives import (
+    DEFAULT_CORRECTNESS_FIELD,
+    MissingCorrectnessError,
+    current_correct_rows,
+)
 from verl_falcon_plugin.requires import require
 
 _core_algos = require("verl.trainer.ppo.core_algos", "the falcon_h1r policy loss")
@@ -69,11 +76,17 @@ class FalconH1RPolicyLossConfig(_actor_config.PolicyLossConfig):
         positive_nll_coef: weight of the NLL on positive samples (0 disables it: the loss is then
             verl's vanilla PPO loss).
         positive_nll_eps: eps of the NLL term's global token normalisation.
+        positive_field: the reward-extra-info key holding the task verdict (1 = correct); the
+            plugin's router returns ``acc``.
+        positive_score_threshold: None (default) or the explicit fallback: a response is positive
+            when its sequence reward is >= this (only right for a reward that *is* correctness).
     """
 
     loss_mode: str = LOSS_MODE
     positive_nll_coef: float = 0.0
     positive_nll_eps: float = DEFAULT_EPS
+    positive_field: str = DEFAULT_CORRECTNESS_FIELD
+    positive_score_threshold: Optional[float] = None
 
     def __post_init__(self) -> None:
         parent_post_init = getattr(super(), "__post_init__", None)
@@ -85,18 +98,30 @@ class FalconH1RPolicyLossConfig(_actor_config.PolicyLossConfig):
                 f"got {self.positive_nll_coef!r}"
             )
         validate_eps(self.positive_nll_eps, "actor.policy_loss.positive_nll_eps")
+        if not (isinstance(self.positive_field, str) and self.positive_field):
+            raise ValueError(
+                "actor.policy_loss.positive_field must name the reward's correctness key (e.g. 'acc'), "
+                f"got {self.positive_field!r}"
+            )
 
 
-def positive_sequence_mask(advantages: Any, response_mask: Any) -> Any:
-    """(bs,) bool: responses whose advantage summed over their valid tokens is > 0."""
-    torch = require("torch", "the falcon_h1r policy loss")
-    masked = torch.where(response_mask.bool(), advantages, torch.zeros_like(advantages))
-    return masked.sum(dim=-1) > 0
+def positive_token_mask(correct: Any, response_mask: Any) -> Any:
+    """(bs, T) bool: the valid tokens of the correct responses (``correct`` is (bs,) bool)."""
+    return response_mask.bool() & correct.to(response_mask.device).bool().unsqueeze(-1)
 
 
-def positive_token_mask(advantages: Any, response_mask: Any) -> Any:
-    """(bs, T) bool: the valid tokens of positive responses."""
-    return response_mask.bool() & positive_sequence_mask(advantages, response_mask).unsqueeze(-1)
+def _correct_rows_or_raise(response_mask: Any) -> Any:
+    correct = current_correct_rows()
+    if correct is None:
+        raise MissingCorrectnessError(
+            "the falcon_h1r loss got no correctness mask: inside verl it comes from the reward's 'acc' through "
+            "verl_falcon_plugin.losses.verl_hook.install() (run by `import verl` with the plugin installed; check "
+            "`falcon-h1r check losses`); called directly, wrap the call in "
+            "verl_falcon_plugin.losses.positives.correct_rows(mask)"
+        )
+    if correct.shape[0] != response_mask.shape[0]:
+        raise ValueError(f"correctness mask has {correct.shape[0]} rows, the batch {response_mask.shape[0]}")
+    return correct
 
 
 def _policy_loss_settings(config: Any) -> tuple[float, float]:
@@ -151,10 +176,18 @@ def compute_policy_loss_falcon_h1r(
         config=config,
         rollout_is_weights=rollout_is_weights,
     )
-    positive = positive_token_mask(advantages, response_mask)
+    if coef == 0.0:  # the NLL term is off: exactly verl's vanilla loss, no verdict needed
+        metrics[f"{METRIC_PREFIX}/pg_clip_loss"] = pg_loss.detach().item()
+        metrics[f"{METRIC_PREFIX}/positive_nll_coef"] = coef
+        return pg_loss, metrics
+    correct = _correct_rows_or_raise(response_mask)
+    positive = positive_token_mask(correct, response_mask)
     dp_size, global_positive = _global_positive_tokens(config, positive)
-    nll = balanced_token_mean(-log_prob, positive, dp_size=dp_size, global_num_tokens=global_positive, eps=eps)
-    loss = pg_loss + coef * nll if coef > 0 else pg_loss
+    if global_positive > 0:
+        nll = balanced_token_mean(-log_prob, positive, dp_size=dp_size, global_num_tokens=global_positive, eps=eps)
+    else:  # no correct response in the whole mini-batch: exactly 0 (not 0/eps, nor 0/0 at eps=0)
+        nll = (log_prob * 0.0).sum()
+    loss = pg_loss + coef * nll
 
     # pg_clip_loss / positive_nll_loss are this micro-batch's shares of the globally normalised loss;
     # verl MEAN-aggregates policy-loss metrics over micro-batches, so with k micro-batches the logged
@@ -169,10 +202,7 @@ def compute_policy_loss_falcon_h1r(
             f"{METRIC_PREFIX}/positive_nll_loss": (coef * nll).detach().item(),
             f"{METRIC_PREFIX}/positive_nll_coef": coef,
             f"{METRIC_PREFIX}/positive_token_frac": num_positive / num_valid,
-            f"{METRIC_PREFIX}/positive_seq_frac": positive_sequence_mask(advantages, response_mask)
-            .float()
-            .mean()
-            .item(),
+            f"{METRIC_PREFIX}/positive_seq_frac": correct.float().mean().item(),
         }
     )
     return loss, metrics

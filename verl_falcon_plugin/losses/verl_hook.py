@@ -5,11 +5,12 @@ does exactly):
 
 1. ``register_policy_loss("falcon_h1r")`` (verl's registry; importing ``grpo`` registers it).
 2. ``FSDPEngine.forward_backward_batch``: before verl splits a training mini-batch
-   into micro-batches, count its positive-sample tokens (advantage > 0) and
-   all-reduce them over the DP group, next to verl's own ``batch_num_tokens``.
-3. ``ppo_loss`` (as bound in ``verl.workers.engine_workers``): hand that count to the
-   policy loss it calls (a context variable: verl's only channel, ``global_batch_info``,
-   is splatted into ``agg_loss``, which rejects extra keys).
+   into micro-batches, count its positive-sample tokens (responses the reward's ``acc``
+   calls correct, :mod:`~verl_falcon_plugin.losses.positives`) and all-reduce them over
+   the DP group, next to verl's own ``batch_num_tokens``.
+3. ``ppo_loss`` (as bound in ``verl.workers.engine_workers``): hand that count and the
+   micro-batch's correct rows to the policy loss it calls (context variables: verl's only
+   channel, ``global_batch_info``, is splatted into ``agg_loss``, which rejects extra keys).
 4. ``SFTTrainer._build_engine`` (SPMD and Ray trainers): ``data.balance_dp_token=True``,
    a no-op key in verl 0.9.1, now selects :func:`balanced_sft_loss` (verl's
    ``sft_loss`` plus eps, ``data.balance_dp_token_eps``).
@@ -48,14 +49,16 @@ def count_positive_tokens_hook(original: Callable) -> Callable:
     """Wrap ``forward_backward_batch`` so a training mini-batch carries its global positive-token count."""
     from verl_falcon_plugin.losses.balanced_dp import global_token_count
     from verl_falcon_plugin.losses.grpo import positive_token_mask
+    from verl_falcon_plugin.losses.positives import correct_mask_from_data, wants_correctness
 
     tu = require("verl.utils.tensordict_utils", "the falcon_h1r policy loss")
 
     @functools.wraps(original)
     def forward_backward_batch(self, data, loss_function, forward_only=False):
-        keys = data.keys()
-        if not forward_only and "advantages" in keys and "response_mask" in keys:
-            positive = positive_token_mask(_padded(data["advantages"]), _padded(data["response_mask"]))
+        actor_config = getattr(loss_function, "keywords", {}).get("config")  # partial(ppo_loss, config=...)
+        if not forward_only and "response_mask" in data.keys() and wants_correctness(actor_config):
+            correct = correct_mask_from_data(data, actor_config.policy_loss)
+            positive = positive_token_mask(correct, _padded(data["response_mask"]))
             count = global_token_count(positive, self.get_data_parallel_group())
             tu.assign_non_tensor(data, **{POSITIVE_TOKENS_DATA_KEY: count})
         return original(self, data, loss_function, forward_only)
@@ -66,13 +69,15 @@ def count_positive_tokens_hook(original: Callable) -> Callable:
 def positive_tokens_to_policy_loss(original: Callable) -> Callable:
     """Wrap ``ppo_loss`` so the policy loss it calls sees the mini-batch's positive-token count."""
     from verl_falcon_plugin.losses.grpo import global_positive_tokens
+    from verl_falcon_plugin.losses.positives import correct_mask_from_data, correct_rows, wants_correctness
 
     tu = require("verl.utils.tensordict_utils", "the falcon_h1r policy loss")
 
     @functools.wraps(original)
     def ppo_loss(config, model_output, data, dp_group=None):
         count = tu.get_non_tensor_data(data=data, key=POSITIVE_TOKENS_DATA_KEY, default=None)
-        with global_positive_tokens(count):
+        rows = correct_mask_from_data(data, config.policy_loss) if wants_correctness(config) else None
+        with global_positive_tokens(count), correct_rows(rows):
             return original(config, model_output, data, dp_group)
 
     return _mark(ppo_loss)

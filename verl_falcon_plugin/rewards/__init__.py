@@ -14,6 +14,8 @@ _LAZY = {
     "compute_score_batch": ".router",
     "resolve_domain": ".router",
     "math_reward": ".math",
+    "math_rewards": ".math",
+    "VerdictCache": ".math_cache",
     "MathVerifyPool": ".math_verify_runner",
     "extract_answer": ".extract",
     "check_format": ".format",

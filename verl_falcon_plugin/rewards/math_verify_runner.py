@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from verl_falcon_plugin.rewards.result import RewardStatus
@@ -41,8 +43,22 @@ class VerifyOutcome:
 
 
 def gold_for_parsing(gold: str) -> str:
-    """Gold answers are bare LaTeX; box them so math-verify parses them as one answer."""
-    return gold if "\\boxed" in gold else "\\boxed{" + gold + "}"
+    """Gold answers are bare LaTeX: put them in math mode, as math-verify's documentation does (``$...$``).
+
+    Not ``\\boxed{...}`` (verl's spelling): math-verify keeps a boxed percent (``\\boxed{28\\%}``) as a
+    plain string, so ``28`` would not match it. A gold that already has delimiters is kept as it is.
+    """
+    if "\\boxed" in gold or "$" in gold.replace("\\$", ""):
+        return gold
+    return "$" + gold + "$"
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_gold(gold: str) -> list:
+    """Each worker parses a gold once: the G responses of a GRPO group share it."""
+    from math_verify import parse
+
+    return parse(gold_for_parsing(gold), parsing_timeout=None)
 
 
 def verify_in_this_process(gold: str, prediction: str) -> bool:
@@ -53,9 +69,18 @@ def verify_in_this_process(gold: str, prediction: str) -> bool:
     """
     from math_verify import parse, verify
 
-    gold_parsed = parse(gold_for_parsing(gold), parsing_timeout=None)
     pred_parsed = parse(prediction, parsing_timeout=None)
-    return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
+    return bool(verify(_parsed_gold(gold), pred_parsed, timeout_seconds=None))
+
+
+WARM_UP = (
+    ("\\frac{1}{2}", "\\boxed{0.5}"),
+    ("x^{2} - 2 x - 24", "\\boxed{(x-6)(x+4)}"),
+    ("(-3,7]", "\\boxed{[-3,7]}"),
+    ("\\{1,2\\}", "\\boxed{\\{2,1\\}}"),
+    ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\boxed{\\begin{pmatrix}1\\\\2\\end{pmatrix}}"),
+    ("2\\sqrt{2}", "\\boxed{\\sqrt{8}}"),
+)
 
 
 def _limit_memory(megabytes: int | None) -> None:
@@ -72,8 +97,11 @@ def worker_main(memory_mb: int | None) -> None:
     _limit_memory(memory_mb)
     # math-verify warns once per process that its timeouts are off: that is the point here.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
-    # Pay the imports (sympy, the LaTeX grammar) before "ready", not inside the first deadline.
-    verify_in_this_process("\\frac{1}{2}", "\\boxed{0.5}")
+    # Pay the imports (sympy, the LaTeX grammar, and the lazily imported parts of sympy that
+    # polynomials, intervals, sets and matrices need: ~1 s each the first time) before "ready",
+    # not inside the first deadlines.
+    for gold, prediction in WARM_UP:
+        verify_in_this_process(gold, prediction)
 
     out = sys.stdout
     # From here on nobody reads our stderr: send it (and stray prints) to /dev/null so that a
@@ -210,6 +238,13 @@ class MathVerifyPool:
             self._started -= 1
             self._changed.notify()
 
+    def start_all(self) -> None:
+        """Start every worker now, in parallel, so that no later call pays math-verify's imports."""
+        with ThreadPoolExecutor(self.max_workers) as threads:
+            workers = list(threads.map(lambda _: self._acquire(), range(self.max_workers)))
+        for worker in workers:
+            self._release(worker)
+
     def verify(self, gold: str, prediction: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> VerifyOutcome:
         """math-verify's verdict on ``prediction`` (gold first), within ``timeout_s`` of compute time."""
         worker = self._acquire()
@@ -245,20 +280,28 @@ class MathVerifyPool:
             worker.kill()
 
 
+def default_worker_count() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 _default_pool: MathVerifyPool | None = None
 _default_pool_pid: int | None = None
 _default_lock = threading.Lock()
 
 
 def default_pool() -> MathVerifyPool:
-    """The process-wide pool: ``FALCON_H1R_MATH_WORKERS`` workers (default min(4, cpus)).
+    """The process-wide pool: ``FALCON_H1R_MATH_WORKERS`` workers (default: one per core).
 
     One per PID, so that a forked process never shares its parent's pipes.
     """
     global _default_pool, _default_pool_pid
     with _default_lock:
         if _default_pool is None or _default_pool_pid != os.getpid():
-            workers = int(os.environ.get("FALCON_H1R_MATH_WORKERS", min(4, os.cpu_count() or 1)))
+            workers = int(os.environ.get("FALCON_H1R_MATH_WORKERS", default_worker_count()))
             _default_pool = MathVerifyPool(max_workers=workers)
             _default_pool_pid = os.getpid()
         return _default_pool

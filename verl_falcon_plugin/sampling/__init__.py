@@ -1,8 +1,10 @@
 """Online sampling for GRPO (Falcon-H1R Sec. 3.2): backfill / reject / duplicate and a generation cache.
 
 Framework-free (numpy): the verl integration is the custom sampler in
-``verl_falcon_plugin.sampling.verl_sampler``, loaded by verl from
-``trainer.v1.sampler.custom_sampler`` and imported only there.
+``verl_falcon_plugin.sampling.verl_sampler`` (with ``verl_duplicate``: copies under fresh
+TransferQueue keys, and ``verl_checkpoint``: the cache in verl's checkpoints), loaded by verl
+from ``trainer.v1.sampler.custom_sampler`` and ``trainer.checkpoint_callback_class`` and
+imported only there.
 """
 
 from verl_falcon_plugin.sampling.batcher import (

@@ -10,6 +10,7 @@ A *generation call* is one call of the generator for ``gen_batch_prompts`` promp
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import fmean
@@ -21,12 +22,15 @@ from verl_falcon_plugin.sampling.config import CONFIG_PREFIX, CacheConfig, Sampl
 from verl_falcon_plugin.sampling.groups import Group
 from verl_falcon_plugin.sampling.strategies import STRATEGIES
 
+logger = logging.getLogger(__name__)
+
 #: ``generator(num_prompts, policy_version)`` -> exactly ``num_prompts`` groups of that version
 Generator = Callable[[int, int], Sequence[Group]]
 
 
 class GenerationBudgetExceeded(RuntimeError):
-    """Backfill could not fill a batch within ``max_generation_calls_per_step`` calls."""
+    """Backfill could not fill a batch within ``max_generation_calls_per_step`` calls (with ``on_budget_exhausted``
+    at its default, ``raise``)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class StepMetrics:
     batch_size: int
     target: int
     mean_age: float
+    #: 1 when the step hit ``max_generation_calls_per_step`` and trained on a partial batch (``train_partial``)
+    budget_exhausted: int = 0
 
     @property
     def zero_advantage_fraction(self) -> float:
@@ -77,20 +83,32 @@ class _StepContext:
         self.prompts = 0
         self.zero_advantage = 0
         self.discarded = 0
+        self.budget_exhausted = False
 
     @property
     def gen_batch_prompts(self) -> int:
         return self._batcher.gen_batch_prompts
 
-    def check_call_budget(self) -> None:
-        limit = self._batcher.config.max_generation_calls_per_step
-        if self.calls >= limit:
+    def check_call_budget(self) -> bool:
+        """True while another generation call is allowed. At the limit: raises (``on_budget_exhausted=raise``)
+        or, with ``train_partial``, logs a WARNING, records it and returns False (the batch stays partial)."""
+        config = self._batcher.config
+        if self.calls < config.max_generation_calls_per_step:
+            return True
+        message = (
+            f"{config.strategy} made {self.calls} generation calls at policy version {self.policy_version} "
+            f"without filling a batch of {self.target} groups with signal ({self.zero_advantage} of {self.prompts} "
+            "generated groups had zero advantage)"
+        )
+        if not config.trains_partial_batches:
             raise GenerationBudgetExceeded(
-                f"{self._batcher.config.strategy} made {self.calls} generation calls at policy version "
-                f"{self.policy_version} without filling a batch of {self.target} groups with signal "
-                f"({self.zero_advantage} of {self.prompts} generated groups had zero advantage); raise "
-                f"{CONFIG_PREFIX}.max_generation_calls_per_step or filter the dataset"
+                f"{message}; raise {CONFIG_PREFIX}.max_generation_calls_per_step, filter the dataset, or set "
+                f"{CONFIG_PREFIX}.on_budget_exhausted=train_partial"
             )
+        if not self.budget_exhausted:
+            logger.warning("%s; training on the groups collected so far (on_budget_exhausted=train_partial)", message)
+        self.budget_exhausted = True
+        return False
 
     def generate_call(self, num_prompts: int | None = None) -> list[Group]:
         size = self.gen_batch_prompts if num_prompts is None else num_prompts
@@ -168,6 +186,7 @@ class OnlineBatcher:
             batch_size=len(batch),
             target=ctx.target,
             mean_age=fmean(g.age(ctx.policy_version) for g in batch) if batch else 0.0,
+            budget_exhausted=int(ctx.budget_exhausted),
         )
 
 
@@ -179,4 +198,5 @@ def plain_backfill(config: SamplingConfig) -> SamplingConfig:
         max_generation_calls_per_step=config.max_generation_calls_per_step,
         reward_metric=config.reward_metric,
         seed=config.seed,
+        on_budget_exhausted=config.on_budget_exhausted,
     )

@@ -14,6 +14,9 @@ from typing import Any
 #: where the keys live in a verl config; used in error messages
 CONFIG_PREFIX = "trainer.v1.sampler.sampler_kwargs"
 
+#: what ``on_budget_exhausted`` may say: stop the run, or train on the groups collected so far
+BUDGET_POLICIES = ("raise", "train_partial")
+
 
 class SamplingConfigError(ValueError):
     """A sampling setting is invalid; the message names the key and the fix."""
@@ -53,9 +56,12 @@ class CacheConfig:
 class SamplingConfig:
     """``strategy``: ``backfill`` (default), ``reject`` or ``duplicate`` (see ``strategies``).
 
-    ``max_generation_calls_per_step``: backfill gives up with an error after this many
-    generator calls in one step (a dataset whose groups are all zero-advantage would
-    otherwise loop forever). ``reward_metric``: which reward the zero-advantage test
+    ``max_generation_calls_per_step``: backfill stops after this many generator calls in
+    one step (a dataset whose groups are all zero-advantage would otherwise loop forever).
+    ``on_budget_exhausted`` says what happens then: ``raise`` (default) stops the run with
+    :class:`~.batcher.GenerationBudgetExceeded`; ``train_partial`` trains on the groups
+    with signal collected so far (a smaller batch), logs a WARNING and reports the
+    ``budget_exhausted`` metric. ``reward_metric``: which reward the zero-advantage test
     reads in verl (``reward`` = the canonical ``rm_scores``; other names read
     ``reward_extra_info``), as in ``algorithm.filter_groups.metric``.
     """
@@ -65,6 +71,7 @@ class SamplingConfig:
     max_generation_calls_per_step: int = 16
     reward_metric: str = "reward"
     seed: int = 0
+    on_budget_exhausted: str = "raise"
 
     def __post_init__(self) -> None:
         from verl_falcon_plugin.sampling.strategies import STRATEGIES
@@ -82,6 +89,15 @@ class SamplingConfig:
         if not isinstance(self.reward_metric, str) or not self.reward_metric:
             raise _fail("reward_metric", f"must be a non-empty string, got {self.reward_metric!r}", "e.g. 'reward'")
         _require_int("seed", self.seed, minimum=0)
+        if self.on_budget_exhausted not in BUDGET_POLICIES:
+            raise _fail(
+                "on_budget_exhausted", f"unknown policy {self.on_budget_exhausted!r}", f"use one of {BUDGET_POLICIES}"
+            )
+
+    @property
+    def trains_partial_batches(self) -> bool:
+        """Whether an exhausted generation budget trains on what was collected instead of raising."""
+        return self.on_budget_exhausted == "train_partial"
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> SamplingConfig:

@@ -43,8 +43,8 @@ class BuildContext(Protocol):
     def keep_surplus(self, groups: list[Group]) -> None:
         """Offer surplus groups to the cache (discarded, and counted, without one)."""
 
-    def check_call_budget(self) -> None:
-        """Raise when this step has used up ``max_generation_calls_per_step``."""
+    def check_call_budget(self) -> bool:
+        """False (or an error, per ``on_budget_exhausted``) once ``max_generation_calls_per_step`` are used up."""
 
     @property
     def gen_batch_prompts(self) -> int: ...
@@ -68,8 +68,7 @@ def register_strategy(name: str) -> Callable[[Strategy], Strategy]:
 def backfill(ctx: BuildContext) -> list[Group]:
     batch = ctx.take_cached(ctx.target)
     surplus: list[Group] = []
-    while len(batch) < ctx.target:
-        ctx.check_call_budget()
+    while len(batch) < ctx.target and ctx.check_call_budget():
         kept = ctx.generate_call()
         need = ctx.target - len(batch)
         batch.extend(kept[:need])
@@ -82,8 +81,7 @@ def _one_round(ctx: BuildContext) -> list[Group]:
     """Generate exactly ``target`` prompts, in calls of at most ``gen_batch_prompts``."""
     kept: list[Group] = []
     remaining = ctx.target
-    while remaining > 0:
-        ctx.check_call_budget()
+    while remaining > 0 and ctx.check_call_budget():
         size = min(ctx.gen_batch_prompts, remaining)
         kept.extend(ctx.generate_call(size))
         remaining -= size

@@ -126,7 +126,12 @@ def load_problems(path: str | Path, tokenizer: Any | None = None) -> list[Proble
         for line_no, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg} at column {err.colno})") from err
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
             answer = row.get("answer", row.get("ground_truth"))
             if "prompt" in row:
                 prompt = row["prompt"]

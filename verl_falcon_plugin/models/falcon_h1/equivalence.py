@@ -8,7 +8,10 @@ The reference is always transformers' own Falcon-H1 run *one sequence at a time*
 - :func:`sp_check`: spawns gloo processes and runs the patched model under Ulysses SP
   with verl's own ``ulysses_pad_and_slice_inputs`` / ``gather_outputs_and_unpad`` exactly
   as verl's FSDP engine calls them; rank grads are averaged over the SP group (what
-  FSDP's reduction does) before the comparison.
+  FSDP's reduction does) before the comparison. Its negative controls
+  (:mod:`.sp_controls`) are what verl 0.9.1 runs without the plugin: its generic Ulysses
+  attention patch with the unpatched mixer, and with a packing-correct mixer that is not
+  head-parallel.
 """
 
 from __future__ import annotations
@@ -116,9 +119,14 @@ def varlen_flash_stand_in(
     if cu_seq_lens_q is None or max_length_q is None or not torch.equal(cu_seq_lens_q, cu_seq_lens_k):
         raise AssertionError("the packed path must pass cu_seq_lens_q/k and max_length_q/k to flash attention")
     STAND_IN_CALLS.append((tuple(query.shape), tuple(key.shape)))
+    return attend_per_sequence(query, key, value, cu_seq_lens_q, is_causal, softmax_scale)
+
+
+def attend_per_sequence(query, key, value, cu_seqlens, is_causal: bool, softmax_scale) -> "torch.Tensor":
+    """What flash-attn's varlen kernel computes, with SDPA: q/k/v (1, seq, heads, dim), sequences from cu_seqlens."""
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (heads, seq, dim)
     k, v = (t.repeat_interleave(q.shape[0] // t.shape[0], dim=0) for t in (k, v))
-    bounds = cu_seq_lens_q.tolist()
+    bounds = cu_seqlens.tolist()
     pieces = [
         F.scaled_dot_product_attention(q[:, a:b], k[:, a:b], v[:, a:b], is_causal=is_causal, scale=softmax_scale)
         for a, b in zip(bounds[:-1], bounds[1:])
@@ -228,22 +236,25 @@ def _sp_case(model, reference_model, reference_logits, input_ids, position_ids, 
     return relative_error(logits.detach(), reference_logits), grads, where
 
 
-def _unpatched_sp_logits(reference, input_ids, position_ids, group, sp_size) -> "torch.Tensor":
-    """What verl computes today: HF's Falcon-H1 on each rank's shard, gathered (no Falcon-H1 patch)."""
-    from verl.utils.ulysses import (
-        gather_outputs_and_unpad,
-        set_ulysses_sequence_parallel_group,
-        ulysses_pad_and_slice_inputs,
-    )
+def _negative_controls(reference, reference_logits, input_ids, position_ids, lengths, group, sp_size) -> dict:
+    """verl 0.9.1 alone, and verl's attention with a packing-correct mixer that is not head-parallel.
 
-    set_ulysses_sequence_parallel_group(group)
-    try:
-        ids, pos, pad = ulysses_pad_and_slice_inputs(input_ids, position_ids_rmpad=position_ids, sp_size=sp_size)
-        with torch.no_grad():
-            local = reference(input_ids=ids, position_ids=pos, use_cache=False).logits
-        return gather_outputs_and_unpad(local, gather_dim=1, unpad_dim=1, padding_size=pad)
-    finally:
-        set_ulysses_sequence_parallel_group(None)
+    See :mod:`.sp_controls`: the second one's error sits exactly on the tokens whose sequence
+    began on an earlier shard, the error only the head-parallel mixer removes.
+    """
+    from verl_falcon_plugin.models.falcon_h1 import sp_controls
+
+    generic = sp_controls.verl_generic_sp_logits(reference, input_ids, position_ids, group, sp_size)
+    local = sp_controls.shard_local_mixer_sp_logits(reference, input_ids, position_ids, group, sp_size)
+    errors = sp_controls.token_errors(local, reference_logits)
+    earlier = sp_controls.started_on_earlier_shard(lengths, sp_size)
+    if not earlier.any():
+        raise ValueError(f"lengths {lengths} at sp={sp_size}: no sequence crosses a shard, the control shows nothing")
+    return dict(
+        verl_generic_logits=relative_error(generic, reference_logits),
+        shard_local_mixer_own_shard=float(errors[~earlier].max()),
+        shard_local_mixer_earlier_shard=float(errors[earlier].max()),
+    )
 
 
 def _sp_worker(rank: int, world: int, port: int, cases: list[dict[str, Any]], out_dir: str) -> None:
@@ -282,8 +293,8 @@ def _sp_worker(rank: int, world: int, port: int, cases: list[dict[str, Any]], ou
             logits_error, grads_error, where = _sp_case(
                 model, reference, reference_logits.detach(), input_ids, position_ids, labels, group, sp_size
             )
+            flash_calls = list(STAND_IN_CALLS) if flash else []
             reference.zero_grad()
-            unpatched = _unpatched_sp_logits(reference, input_ids, position_ids, group, sp_size)
             results.append(
                 dict(
                     case=case["name"],
@@ -291,8 +302,10 @@ def _sp_worker(rank: int, world: int, port: int, cases: list[dict[str, Any]], ou
                     logits=logits_error,
                     grads=grads_error,
                     worst_grad_param=where,
-                    unpatched_logits=relative_error(unpatched, reference_logits.detach()),
-                    flash_calls=list(STAND_IN_CALLS) if flash else [],
+                    flash_calls=flash_calls,
+                    **_negative_controls(
+                        reference, reference_logits.detach(), input_ids, position_ids, case["lengths"], group, sp_size
+                    ),
                 )
             )
     finally:
@@ -307,9 +320,13 @@ def sp_check(cases: list[dict[str, Any]], world_size: int) -> list[dict[str, Any
     """Run ``cases`` (dicts: name, sp_size, geometry, lengths, attn, seed) on ``world_size`` gloo processes.
 
     Returns one result per (rank, case): logits/grads relative errors of the patched
-    model under SP, ``unpatched_logits`` for HF's model on the same sharded inputs, and
-    for ``attn="flash_attention_2"`` (the CPU stand-in behind verl's generic Ulysses
-    wrapper) the (query, key) shapes flash attention received.
+    model under SP; the negative controls (:mod:`.sp_controls`, relative logits errors):
+    ``verl_generic_logits`` for verl 0.9.1 alone (its generic Ulysses attention patch,
+    transformers' mixer), ``shard_local_mixer_own_shard`` / ``_earlier_shard`` for verl's
+    attention patch with a packing-correct but not head-parallel mixer, on the tokens whose
+    sequence starts on their own shard / began on an earlier one; and for
+    ``attn="flash_attention_2"`` (the CPU stand-in behind verl's generic Ulysses wrapper)
+    the (query, key) shapes flash attention received.
     """
     require("verl", "the Falcon-H1 Ulysses equivalence check (it uses verl's own SP input utilities)")
     mp = require("torch.multiprocessing", "the Falcon-H1 Ulysses equivalence check")

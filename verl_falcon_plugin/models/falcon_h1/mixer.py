@@ -70,7 +70,7 @@ def packed_mixer_forward(mixer: Any, hidden_states: "torch.Tensor", packed: Pack
 
     conv_weight, conv_bias = _local_conv_params(mixer, heads)
     xBC = torch.cat([x, B, C], dim=-1)
-    if cuda_path.usable(xBC):
+    if cuda_path.conv_usable(xBC, conv_weight, conv_bias):
         xBC = cuda_path.conv1d(xBC, conv_weight, conv_bias, packed.seq_idx, mixer.activation)
     else:
         xBC = causal_conv1d_varlen(xBC, conv_weight, conv_bias, packed.seq_idx, mixer.activation)
@@ -83,10 +83,11 @@ def packed_mixer_forward(mixer: Any, hidden_states: "torch.Tensor", packed: Pack
     x = x.reshape(batch, x.shape[1], -1, mixer.head_dim)
     B = B.reshape(batch, B.shape[1], mixer.n_groups, mixer.ssm_state_size)
     C = C.reshape(batch, C.shape[1], mixer.n_groups, mixer.ssm_state_size)
-    head_group = torch.arange(heads.start, heads.stop, device=x.device) // (mixer.num_heads // mixer.n_groups)
-    if cuda_path.usable(x):
-        y = cuda_path.ssd_scan(x, dt, A, B, C, mixer.D[heads], packed.seq_idx, mixer.chunk_size, head_group)
+    heads_per_group = mixer.num_heads // mixer.n_groups
+    if cuda_path.scan_usable(x):
+        y = cuda_path.ssd_scan(x, dt, A, B, C, mixer.D[heads], packed.seq_idx, mixer.chunk_size, heads, heads_per_group)
     else:
+        head_group = torch.arange(heads.start, heads.stop, device=x.device) // heads_per_group
         y = ssd_scan_varlen(x, dt, A, B, C, mixer.D[heads], packed.seq_idx, mixer.chunk_size, head_group)
 
     if sp_size > 1:

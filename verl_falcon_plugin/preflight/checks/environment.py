@@ -51,9 +51,10 @@ def verl_plugin() -> CheckResult:
             "`import verl` did not activate the plugin (VERL_USE_EXTERNAL_PLUGINS may exclude "
             f"'{ours[0].name}'; verl logs plugin errors only at DEBUG)"
         )
-    from verl_falcon_plugin.activation import INSTALLERS
+    from verl_falcon_plugin.activation import INSTALLERS, install_pending
 
-    areas = "; ".join(what for what, _ in INSTALLERS)
+    install_pending()  # activation is lazy: import what each installer patches, so that every one really runs
+    areas = "; ".join(entry[0] for entry in INSTALLERS)
     return CheckResult.passed(f"{len(ACTIVATION.installed)} patches and registry entries from: {areas}")
 
 

@@ -42,6 +42,7 @@ def grpo() -> CheckResult:
 
     from verl_falcon_plugin.losses.dp_harness import actor_config
     from verl_falcon_plugin.losses.grpo import compute_policy_loss_falcon_h1r, global_positive_tokens
+    from verl_falcon_plugin.losses.positives import correct_rows
 
     if get_policy_loss_fn("falcon_h1r") is not compute_policy_loss_falcon_h1r:
         return CheckResult.failed("verl's policy-loss registry has no (or another) 'falcon_h1r'")
@@ -55,7 +56,7 @@ def grpo() -> CheckResult:
     def grad(fn, coef: float):
         log_prob = (old + 0.3 * torch.randn(4, 6, generator=torch.Generator().manual_seed(1))).requires_grad_()
         config = actor_config(coef, eps=0.0)
-        with global_positive_tokens(positive):
+        with global_positive_tokens(positive), correct_rows(torch.tensor([True, False, False, True])):
             loss, _ = fn(
                 old_log_prob=old,
                 log_prob=log_prob,

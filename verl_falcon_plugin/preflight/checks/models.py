@@ -2,9 +2,11 @@
 
 Both compare the patched tiny model (12 Q / 2 KV attention heads, 24 SSM heads, µP
 multipliers) with *unpatched* transformers running each sequence alone, forward and
-backward, and also confirm that the unpatched model on the same packed input is wrong
-(so the check can fail). On a CUDA machine the packed check runs there, exercising the
-mamba_ssm / causal_conv1d ``seq_idx`` path when those are installed.
+backward, and also confirm that a control is wrong (so the check can fail): for packing,
+the unpatched model on the same packed input; for Ulysses SP, verl's own generic Ulysses
+attention patch with a packing-correct mixer that is not head-parallel. On a CUDA machine
+the packed check runs there with the torch scan; ``falcon_h1.gpu_path`` checks the mamba_ssm /
+causal_conv1d ``seq_idx`` path.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ def _missing(*modules: str) -> list[str]:
     return [m for m in modules if not is_available(m)]
 
 
-def _verdict(logits: float, grads: float, unpatched: float, detail: str) -> CheckResult:
+def _verdict(
+    logits: float, grads: float, unpatched: float, detail: str, control: str = "unpatched HF on the same input"
+) -> CheckResult:
     from verl_falcon_plugin.models.falcon_h1.equivalence import GRAD_TOLERANCE, LOGITS_TOLERANCE
 
     detail = (
         f"{detail}: logits rel err {logits:.1e} (tol {LOGITS_TOLERANCE:g}), grads rel err {grads:.1e} "
-        f"(tol {GRAD_TOLERANCE:g}); unpatched HF on the same input: {unpatched:.1e}"
+        f"(tol {GRAD_TOLERANCE:g}); {control}: {unpatched:.1e}"
     )
     if grads > GRAD_TOLERANCE:
         return CheckResult.failed(detail)
     if unpatched <= 100 * LOGITS_TOLERANCE:
-        return CheckResult.failed(f"{detail} — the unpatched model should differ; the check proves nothing")
+        return CheckResult.failed(f"{detail} — the control ({control}) should differ; the check proves nothing")
     return CheckResult.within(logits, LOGITS_TOLERANCE, detail)
 
 
@@ -43,14 +47,19 @@ def packed() -> CheckResult:
     from verl_falcon_plugin.models.falcon_h1.equivalence import DEFAULT_LENGTHS, packed_check
     from verl_falcon_plugin.testing import REALISTIC_GEOMETRY
 
+    from verl_falcon_plugin.models.falcon_h1.gpu_path_equivalence import torch_path_forced
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     previous = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False  # TF32 would dominate an fp32 comparison
+    # mamba_ssm's Triton scan multiplies fp32 in TF32 whatever torch's flag says (2e-3 on an H200), so this
+    # fp32 check runs the torch scan; `falcon_h1.gpu_path` checks the kernels at their own tolerances.
     try:
-        result = packed_check(REALISTIC_GEOMETRY, DEFAULT_LENGTHS, device=device)
+        with torch_path_forced():
+            result = packed_check(REALISTIC_GEOMETRY, DEFAULT_LENGTHS, device=device)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous
-    detail = f"packed lengths {list(DEFAULT_LENGTHS)} on {device} vs one at a time"
+    detail = f"packed lengths {list(DEFAULT_LENGTHS)} on {device} (torch scan) vs one at a time"
     return _verdict(result.logits, result.grads, result.unpatched_logits, detail)
 
 
@@ -68,7 +77,9 @@ def ulysses_sp2() -> CheckResult:
 
     worst = max(rows, key=lambda r: max(r["logits"] / LOGITS_TOLERANCE, r["grads"] / GRAD_TOLERANCE))
     detail = f"2 gloo processes, verl's ulysses_pad_and_slice_inputs, lengths {SP_LENGTHS}, rank {worst['rank']}"
-    return _verdict(worst["logits"], worst["grads"], min(r["unpatched_logits"] for r in rows), detail)
+    control = min(r["shard_local_mixer_earlier_shard"] for r in rows)
+    what = "verl's own Ulysses attention with a mixer that is not head-parallel"
+    return _verdict(worst["logits"], worst["grads"], control, detail, what)
 
 
 @register_check("falcon_h1.vllm_serving_parity", area="models")

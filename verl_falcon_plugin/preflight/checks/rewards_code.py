@@ -23,14 +23,20 @@ def sandbox() -> CheckResult:
     from verl_falcon_plugin.rewards.result import RewardStatus
     from verl_falcon_plugin.rewards.sandbox import SandboxServer
 
-    with SandboxServer(workers=2) as server:
+    try:
+        server = SandboxServer(workers=2)
+    except RuntimeError as err:  # a host refusing an isolation mechanism: the server says which and why
+        return CheckResult.failed(f"the embedded sandbox refused to start: {err}")
+    with server:
         isolation = server.sandbox.isolation()
         correct = code_reward(_CORRECT, _TESTS, endpoints=[server.url], run_timeout=5)
         incorrect = code_reward(_INCORRECT, _TESTS, endpoints=[server.url], run_timeout=5)
+    cgroup = f"v{isolation['cgroup']['version']}" if isolation["cgroup"] else "none"
     summary = (
         f"correct -> {correct.status.value} {correct.score:g}, incorrect -> {incorrect.status.value} "
         f"{incorrect.score:g}; namespaces {','.join(isolation['namespaces']) or 'none'}, "
-        f"process cap binds: {isolation['process_cap_binds']}"
+        f"process cap binds: {isolation['process_cap_binds']}, cgroup: {cgroup}, "
+        f"tmpfs work dir: {isolation['workdir_tmpfs']}, seccomp: {bool(isolation['seccomp'])}"
     )
     if correct.status is RewardStatus.CORRECT and incorrect.status is RewardStatus.WRONG:
         return CheckResult.passed(summary)

@@ -68,7 +68,10 @@ def toolchains(python: str | None = None) -> dict[str, Toolchain]:
     javac, java = shutil.which("javac"), shutil.which("java")
     if javac and java:
         found["java"] = Toolchain(
-            "Main.java", (javac, *(f"-J{flag}" for flag in JVM_FLAGS), "Main.java"), (java, *JVM_FLAGS, "Main")
+            # -ea: assertions on, as Sandbox-Fusion runs Java (test harnesses are written with `assert`)
+            "Main.java",
+            (javac, *(f"-J{flag}" for flag in JVM_FLAGS), "Main.java"),
+            (java, "-ea", *JVM_FLAGS, "Main"),
         )
     gxx = shutil.which("g++")
     if gxx:

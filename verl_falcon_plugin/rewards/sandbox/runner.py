@@ -1,111 +1,56 @@
 """Executes Sandbox-Fusion ``/run_code`` requests on this machine, one bounded slot per worker.
 
-What a run gets (each step verified at start-up, see :meth:`Sandbox.isolation`):
+What a run gets (each mechanism shown to work by a probe at start-up, see :meth:`Sandbox.isolation`):
 
-* a fresh work directory, owned by the slot's dedicated unprivileged uid/gid (``uids.py``);
-  the program runs under that uid with ``no_new_privs`` (setuid binaries do not elevate);
-* rlimits, hard = soft: CPU seconds, address space, processes (binding, because the uid is
-  not root — proven by a probe before the server accepts work), file size, open files, no core;
-* a wall-clock limit; on expiry the launcher's process group is SIGKILLed, which also kills the
-  pid namespace's init and with it every process in the namespace;
-* stdout/stderr capped at ``max_output_bytes`` (the program is killed when it writes more);
-* an environment of PATH/HOME/TMPDIR/LANG only: nothing of the server's environment leaks;
-* where the kernel allows it (root with CAP_SYS_ADMIN: checked, never assumed): new pid, mount,
-  network, IPC and UTS namespaces. The network namespace has only a downed loopback, so no
-  socket can reach anything; in the mount namespace every mount is read-only except the work
-  directory, so the program cannot write to /tmp, /dev/shm or the project.
+* a fresh work directory: a tmpfs of ``disk_mb`` and ``max_inodes`` owned by the slot's dedicated
+  unprivileged uid/gid (``uids.py``); the program runs under that uid with ``no_new_privs``;
+* per-run budgets in a cgroup: memory (its files on the tmpfs included) and process count, whatever it forks;
+* rlimits, hard = soft: CPU seconds, address space, processes (binding, because the uid is not root:
+  proven by a probe before the server accepts work), file size, open files, no core;
+* a seccomp filter: no new user namespaces, no bpf/io_uring/userfaultfd/perf/keyrings;
+* a new session without a controlling terminal; an environment of PATH/HOME/TMPDIR/LANG only;
+* a wall-clock limit; stdout/stderr capped at ``max_output_bytes`` (the program is killed when it writes more);
+* new pid, mount, network, IPC and UTS namespaces: no network (a downed loopback only), every mount
+  read-only except the work directory, and nothing it spawned outlives it.
 
-What it is NOT: a security boundary for hostile code on a shared host. The program shares the
-kernel (one kernel bug away from root), sees the host's read-only filesystem (it can read any
-world-readable file), and its memory is bounded per process (address space × process cap),
-not per run (no cgroup). It is meant for model-generated code in RL and evaluation on a machine
-you own; untrusted code on shared infrastructure needs Sandbox-Fusion in a VM/gVisor container.
+A host that refuses a mechanism makes the server refuse to start, unless ``allow_unisolated=True``
+(``--allow-unisolated``), which logs what is lost. What it is NOT, even with everything in force: a boundary
+against kernel exploits (the program shares the host kernel) or against reading world-readable host files.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import ctypes.util
+import importlib.util
 import logging
-import math
 import os
 import queue
-import selectors
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
+from verl_falcon_plugin.rewards.sandbox.cgroups import CgroupBudget, sweep_stale_groups
+from verl_falcon_plugin.rewards.sandbox.execute import Command, execute
 from verl_falcon_plugin.rewards.sandbox.languages import Toolchain, for_code, toolchains
-from verl_falcon_plugin.rewards.sandbox.uids import (
-    DEFAULT_UID_BASE,
-    SlotIdentity,
-    claim_slot_identities,
-    processes_of_uid,
+from verl_falcon_plugin.rewards.sandbox.probes import (
+    ALL_NAMESPACES,
+    LOSSES,
+    probe_namespaces,
+    probe_process_cap,
+    probe_user_namespaces_blocked,
 )
+from verl_falcon_plugin.rewards.sandbox.reaper import kill_uid
+from verl_falcon_plugin.rewards.sandbox.request import RequestError, RunRequest, SandboxLimits, parse_request
+from verl_falcon_plugin.rewards.sandbox.uids import DEFAULT_UID_BASE, SlotIdentity, claim_slot_identities
+from verl_falcon_plugin.rewards.sandbox.workdir import RunDir, WorkRoot, owner_is_dead
+from verl_falcon_plugin.rewards.sandbox.zygote import Zygote
+
+__all__ = ["RequestError", "Sandbox", "SandboxLimits", "probe_process_cap"]
 
 logger = logging.getLogger(__name__)
 
-LAUNCHER = str(Path(__file__).with_name("_launcher.py"))
-ALL_NAMESPACES = ("pid", "mount", "net", "ipc", "uts")
-#: the launcher enforces the wall-clock limit itself; the server's deadline (limit + this) is a backstop
-LAUNCH_GRACE_S = 5.0
-
-
-@dataclass(frozen=True)
-class SandboxLimits:
-    memory_limit_mb: int = 1024  # used when a request sends memory_limit_MB <= 0 (the client never sends it)
-    compile_memory_limit_mb: int = 4096
-    max_processes: int = 64
-    max_file_size_mb: int = 64
-    max_open_files: int = 256
-    max_output_bytes: int = 1 << 20
-    max_timeout_s: float = 60.0
-
-    def rlimits(self, timeout_s: float, memory_mb: int) -> dict[str, int]:
-        return {
-            "CPU": math.ceil(timeout_s) + 1,
-            "AS": memory_mb << 20,
-            "NPROC": self.max_processes,
-            "FSIZE": self.max_file_size_mb << 20,
-            "NOFILE": self.max_open_files,
-            "CORE": 0,
-            "MEMLOCK": 0,
-            "MSGQUEUE": 0,
-        }
-
-
-class RequestError(ValueError):
-    """The request itself is malformed: answered with HTTP 400, naming the field."""
-
-
-@dataclass
-class _Slot:
-    identity: SlotIdentity
-
-
-def _command_result(
-    status: str,
-    *,
-    time_s: float | None = None,
-    return_code: int | None = None,
-    stdout: str | None = None,
-    stderr: str | None = None,
-    cpu_s: float | None = None,
-) -> dict:
-    return {
-        "status": status,
-        "execution_time": time_s,
-        "cpu_time": cpu_s,
-        "return_code": return_code,
-        "stdout": stdout,
-        "stderr": stderr,
-    }
+#: the launcher and the namespace's init are in the run's cgroup too
+LAUNCHER_PROCESSES = 2
+LAUNCHER_MEMORY_MB = 48
 
 
 class Sandbox:
@@ -119,6 +64,7 @@ class Sandbox:
         namespaces: tuple[str, ...] | None = None,
         uid_base: int = DEFAULT_UID_BASE,
         python: str | None = None,
+        allow_unisolated: bool = False,
     ) -> None:
         if os.geteuid() != 0:
             raise PermissionError(
@@ -127,378 +73,239 @@ class Sandbox:
                 "run it as root or use a Sandbox-Fusion deployment"
             )
         self.limits = limits
+        self.workers = workers
+        self.allow_unisolated = allow_unisolated
         self.toolchains: dict[str, Toolchain] = toolchains(python)
         self._identities = claim_slot_identities(workers, uid_base)
-        self._slots: queue.Queue[_Slot] = queue.Queue()
+        self._slots: queue.Queue[SlotIdentity] = queue.Queue()
         for identity in self._identities:
-            self._slots.put(_Slot(identity))
-        self.root = tempfile.mkdtemp(prefix="falcon-h1r-sandbox-")
-        os.chmod(self.root, 0o711)  # slots may traverse to their own 0700 work directory, not list others
-        self.workers = workers
+            self._slots.put(identity)
+        self._root: WorkRoot | None = None
+        self._cgroups: CgroupBudget | None = None
+        self._zygote: Zygote | None = None
+        self.unavailable: dict[str, str] = {}  # mechanism -> why this host refused it
         try:
-            self.namespaces = self._probe_namespaces(namespaces)
-            self.process_cap_binds = self._probe_process_cap()
+            self._root = WorkRoot()
+            self.root = self._root.path
+            sweep_stale_groups(owner_is_dead)
+            self._start_mechanisms()
+            self.namespaces = probe_namespaces(self, namespaces)
+            for ns in sorted(set(ALL_NAMESPACES) - set(self.namespaces)):
+                self.unavailable[ns] = "requested without it" if namespaces is not None else "the kernel refused it"
+            self.process_cap_binds = probe_process_cap(self, cap=4, attempts=12)["binds"]
+            if not self.process_cap_binds:
+                raise RuntimeError("RLIMIT_NPROC does not bind the sandbox uid: refusing to run code (fork bombs)")
+            if self.seccomp_module_dir and not probe_user_namespaces_blocked(self)["blocked"]:
+                raise RuntimeError("the seccomp filter loaded but a program still created a user namespace")
+            self._refuse_unless_allowed()
         except BaseException:
             self.close()
             raise
-        if not self.process_cap_binds:
-            self.close()
-            raise RuntimeError("RLIMIT_NPROC does not bind the sandbox uid: refusing to run code (fork bombs)")
+
+    def _start_mechanisms(self) -> None:
+        try:
+            self._cgroups = CgroupBudget.create(self._root.token)
+        except OSError as err:
+            self.unavailable["cgroup"] = str(err)
+        self.tmpfs = True
+        try:
+            RunDir(
+                self.root, self._identities[0].uid, self._identities[0].gid, tmpfs=True, disk_mb=1, max_inodes=16
+            ).close()
+        except OSError as err:
+            self.tmpfs = False
+            self.unavailable["tmpfs"] = str(err)
+        spec = importlib.util.find_spec("pyseccomp")
+        self.seccomp_module_dir = os.path.dirname(spec.origin) if spec is not None and spec.origin else None
+        self.seccomp_libraries = {name: ctypes.util.find_library(name) for name in ("c", "seccomp")}
+        if self.seccomp_module_dir is None:
+            self.unavailable["seccomp"] = "pyseccomp is not installed (pip install 'verl-falcon-plugin[sandbox]')"
+        elif self.seccomp_libraries["seccomp"] is None:
+            self.seccomp_module_dir = None
+            self.unavailable["seccomp"] = "libseccomp is not installed (apt-get install libseccomp2)"
+        self._zygote = Zygote(self.seccomp_module_dir, self.seccomp_libraries)
+
+    def _refuse_unless_allowed(self) -> None:
+        lost = self.lost()
+        if not lost:
+            return
+        described = "\n".join(f"  - {name}: {loss} ({self.unavailable[name]})" for name, loss in lost.items())
+        if not self.allow_unisolated:
+            raise RuntimeError(
+                "this host does not grant every isolation mechanism of the embedded sandbox, so it refuses to "
+                f"start. Lost would be:\n{described}\nRun it as root on a host that allows namespaces, cgroups and "
+                "tmpfs mounts, or accept the losses explicitly with --allow-unisolated (allow_unisolated=True)."
+            )
+        logger.warning("embedded sandbox runs UNISOLATED (--allow-unisolated); lost:\n%s", described)
+
+    def lost(self) -> dict[str, str]:
+        """Mechanism -> what a run loses without it, for every mechanism not in force."""
+        return {name: LOSSES[name] for name in self.unavailable}
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
         for identity in self._identities:
-            self._kill_uid(identity.uid)
+            kill_uid(identity.uid)
             identity.release()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self._cgroups is not None:
+            self._cgroups.close()
+            self._cgroups = None
+        if self._root is not None:
+            self._root.close()
 
     def isolation(self) -> dict[str, Any]:
+        """Every mechanism in force, as probed at start-up (``GET /isolation``)."""
         return {
             "uid_drop": True,
+            "no_new_privs": True,
+            "new_session_without_controlling_terminal": True,
             "slot_uids": [i.uid for i in self._identities],
             "namespaces": list(self.namespaces),
             "network_isolated": "net" in self.namespaces,
             "filesystem_read_only_outside_workdir": "mount" in self.namespaces,
             "pid_namespace_kills_leftovers": "pid" in self.namespaces,
             "process_cap_binds": self.process_cap_binds,
+            "cgroup": None
+            if self._cgroups is None
+            else {"version": self._cgroups.version, "memory": True, "pids": True},
+            "workdir_tmpfs": self.tmpfs,
+            "seccomp": None if self.seccomp_module_dir is None else {"user_namespaces": "blocked"},
+            "fetch_files": "O_NOFOLLOW relative to the work directory, after every process of the run is dead",
+            "unisolated": self.lost(),
             "languages": sorted(self.toolchains),
             "work_root": self.root,
-            "limits": self.limits.__dict__,
+            "limits": asdict(self.limits),
         }
 
     # ---------------------------------------------------------------- the protocol
-    def run_code(self, request: dict[str, Any]) -> dict[str, Any]:
-        """One ``/run_code`` request -> its response, both as Sandbox-Fusion's JSON objects."""
-        code, language, compile_timeout, run_timeout, memory_mb, stdin, files, fetch = self._parse(request)
-        toolchain = self.toolchains.get(language)
+    def run_code(self, body: Any) -> dict[str, Any]:
+        """One ``/run_code`` request -> its response, both as Sandbox-Fusion's JSON objects (RequestError: 400)."""
+        request = parse_request(body, self.limits)
+        toolchain = self.toolchains.get(request.language)
         if toolchain is None:
-            return self._response(
+            return _response(
                 "SandboxError",
-                f"language {language!r} is not supported by the embedded sandbox "
+                f"language {request.language!r} is not supported by the embedded sandbox "
                 f"(supported: {', '.join(sorted(self.toolchains))})",
             )
-        toolchain = for_code(language, toolchain, code)
         slot = self._slots.get()
         try:
-            return self._run_in_slot(
-                slot, toolchain, code, compile_timeout, run_timeout, memory_mb, stdin, files, fetch
-            )
+            return self._run_in_slot(slot, for_code(request.language, toolchain, request.code), request)
         finally:
             self._slots.put(slot)
 
-    def _parse(self, request: dict[str, Any]):
-        if not isinstance(request, dict):
-            raise RequestError("the body must be a JSON object")
-        code = request.get("code")
-        if not isinstance(code, str):
-            raise RequestError("field 'code' is required and must be a string")
-        language = request.get("language")
-        if not isinstance(language, str):
-            raise RequestError("field 'language' is required and must be a string (e.g. 'python')")
-        timeouts = []
-        for name in ("compile_timeout", "run_timeout"):
-            value = request.get(name, 10)
-            if not isinstance(value, (int, float)) or value <= 0:
-                raise RequestError(f"field {name!r} must be a positive number of seconds, got {value!r}")
-            timeouts.append(min(float(value), self.limits.max_timeout_s))
-        memory_mb = request.get("memory_limit_MB", -1)
-        if not isinstance(memory_mb, int):
-            raise RequestError(f"field 'memory_limit_MB' must be an integer, got {memory_mb!r}")
-        memory_mb = memory_mb if memory_mb > 0 else self.limits.memory_limit_mb
-        stdin = request.get("stdin")
-        if stdin is not None and not isinstance(stdin, str):
-            raise RequestError("field 'stdin' must be a string or null")
-        files = request.get("files") or {}
-        fetch = request.get("fetch_files") or []
-        if not isinstance(files, dict) or not isinstance(fetch, list):
-            raise RequestError("field 'files' must be an object and 'fetch_files' a list")
-        return code, language, timeouts[0], timeouts[1], memory_mb, stdin, files, fetch
-
-    @staticmethod
-    def _response(status: str, message: str = "", compile_result=None, run_result=None, files=None) -> dict:
-        return {
-            "status": status,
-            "message": message,
-            "compile_result": compile_result,
-            "run_result": run_result,
-            "executor_pod_name": None,
-            "files": files or {},
-        }
-
-    def _run_in_slot(self, slot, toolchain, code, compile_timeout, run_timeout, memory_mb, stdin, files, fetch):
-        uid = slot.identity.uid
-        workdir = tempfile.mkdtemp(dir=self.root, prefix="run-")
+    def _run_in_slot(self, slot: SlotIdentity, toolchain: Toolchain, request: RunRequest) -> dict:
+        workdir = self._run_dir(slot, self.limits.disk_mb, self.limits.max_inodes)
         try:
-            os.chown(workdir, uid, uid)
-            os.chmod(workdir, 0o700)
             try:
-                self._write_files(workdir, files, uid)
-            except RequestError as err:
-                return self._response("SandboxError", str(err))
-            self._write(workdir, toolchain.source_name, code.encode(), uid)
-            compile_result = None
+                for name, data in request.files.items():
+                    workdir.write(name, data)
+                workdir.write(toolchain.source_name, request.code.encode())
+            except OSError as err:
+                return _response("SandboxError", f"cannot write the request's files into the work directory: {err}")
+            compile_result = run_result = None
             if toolchain.compile_argv is not None:
-                compile_result = self._execute(
-                    slot,
-                    list(toolchain.compile_argv),
-                    workdir,
-                    compile_timeout,
-                    None,
-                    max(memory_mb, self.limits.compile_memory_limit_mb),
+                memory = max(request.memory_mb, self.limits.compile_memory_limit_mb)
+                compile_result = self._step(
+                    slot, list(toolchain.compile_argv), workdir, request.compile_timeout, None, memory
                 )
-            run_result = None
             if compile_result is None or (
                 compile_result["status"] == "Finished" and compile_result["return_code"] == 0
             ):
-                run_result = self._execute(slot, list(toolchain.run_argv), workdir, run_timeout, stdin, memory_mb)
-            fetched = self._fetch_files(workdir, fetch)
+                run_result = self._step(
+                    slot, list(toolchain.run_argv), workdir, request.run_timeout, request.stdin, request.memory_mb
+                )
+            # every process of the run is dead now (_step reaps them): nothing can swap a path under the fetch
+            fetched, notes = workdir.fetch(request.fetch_files, self.limits.max_fetch_bytes)
+            if workdir.is_full():
+                notes.append(
+                    f"the work directory is full (budget: {self.limits.disk_mb} MiB, {self.limits.max_inodes} files)"
+                )
             status, message = _overall_status(compile_result, run_result)
-            return self._response(status, message, compile_result, run_result, fetched)
+            message = "; ".join(m for m in [message, *notes] if m)
+            return _response(status, message, compile_result, run_result, fetched)
         finally:
-            self._kill_uid(uid)
-            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.close()
 
-    # ---------------------------------------------------------------- files
-    @staticmethod
-    def _inside(workdir: str, name: str) -> str:
-        if not isinstance(name, str) or not name or os.path.isabs(name):
-            raise RequestError(f"file name {name!r} must be a non-empty relative path")
-        path = os.path.realpath(os.path.join(workdir, name))
-        if os.path.commonpath([path, os.path.realpath(workdir)]) != os.path.realpath(workdir):
-            raise RequestError(f"file name {name!r} escapes the work directory")
-        return path
+    def _run_dir(self, slot: SlotIdentity, disk_mb: int, max_inodes: int) -> RunDir:
+        return RunDir(self.root, slot.uid, slot.gid, tmpfs=self.tmpfs, disk_mb=disk_mb, max_inodes=max_inodes)
 
-    def _write_files(self, workdir: str, files: dict, uid: int) -> None:
-        for name, content in files.items():
-            if content is None:
-                continue  # Sandbox-Fusion skips null contents too
-            if not isinstance(content, str):
-                raise RequestError(f"files[{name!r}] must be base64 text")
-            self._inside(workdir, name)
-            self._write(workdir, name, base64.b64decode(content), uid)
-
-    @staticmethod
-    def _write(workdir: str, name: str, data: bytes, uid: int) -> None:
-        path = os.path.join(workdir, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-        os.chown(path, uid, uid)
-
-    def _fetch_files(self, workdir: str, names: list) -> dict[str, str]:
-        fetched = {}
-        for name in names:
-            try:
-                path = self._inside(workdir, name)  # realpath: a symlink planted by the program cannot leak a file
-            except RequestError:
-                continue
-            if not os.path.isfile(path):
-                continue
-            with open(path, "rb") as f:
-                fetched[name] = base64.b64encode(f.read(self.limits.max_output_bytes)).decode()
-        return fetched
-
-    # ---------------------------------------------------------------- one sandboxed command
-    def _execute(
+    def _step(
         self,
-        slot: _Slot,
+        slot: SlotIdentity,
         argv: list[str],
-        workdir: str,
+        workdir: RunDir,
         timeout: float,
         stdin: str | None,
         memory_mb: int,
         namespaces: tuple[str, ...] | None = None,
         rlimits: dict | None = None,
+        max_pids: int | None = None,
     ) -> dict:
-        identity = slot.identity
-        status_read, status_write = os.pipe()
-        config = {
-            "argv": argv,
-            "cwd": workdir,
-            "env": {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"},
-            "uid": identity.uid,
-            "gid": identity.gid,
-            "rlimits": rlimits or self.limits.rlimits(timeout, memory_mb),
-            "namespaces": list(self.namespaces if namespaces is None else namespaces),
-            "writable": [workdir],
-            "status_fd": status_write,
-            "timeout_s": timeout,
-        }
-        stdin_file = None
+        """One command of a run; when it returns, no process of it is left."""
+        cgroup = None
         try:
-            if stdin is not None:
-                stdin_file = tempfile.TemporaryFile(dir=self.root)
-                stdin_file.write(stdin.encode())
-                stdin_file.seek(0)
-            start = time.monotonic()
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", LAUNCHER, json.dumps(config)],
-                stdin=stdin_file if stdin_file is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(status_write,),
-                process_group=0,
-                env={},
-                cwd=self.root,
+            if self._cgroups is not None:
+                pids = (max_pids or self.limits.max_processes) + LAUNCHER_PROCESSES
+                cgroup = self._cgroups.run_group((memory_mb + LAUNCHER_MEMORY_MB) << 20, pids)
+            command = Command(
+                argv=argv,
+                workdir=workdir.path,
+                uid=slot.uid,
+                gid=slot.gid,
+                timeout_s=timeout,
+                rlimits=rlimits or self.limits.rlimits(timeout, memory_mb),
+                namespaces=self.namespaces if namespaces is None else namespaces,
+                max_output_bytes=self.limits.max_output_bytes,
+                stdin=stdin,
+                cgroup=cgroup,
+                seccomp=self.seccomp_module_dir is not None,
+                scratch_dir=self.root,
             )
-            os.close(status_write)
-            status_write = -1
-            stdout, stderr, killed_for = self._collect(proc, start + timeout + LAUNCH_GRACE_S)
-            elapsed = time.monotonic() - start
-            raw_status = os.read(status_read, 1 << 16)
+            return execute(command, self._zygote)
         finally:
-            os.close(status_read)
-            if status_write >= 0:
-                os.close(status_write)
-            if stdin_file is not None:
-                stdin_file.close()
-        report = json.loads(raw_status) if raw_status else {}
-        out = stdout.decode(errors="replace")
-        err = stderr.decode(errors="replace")
-        if "setup_error" in report:
-            return _command_result("Error", stderr=f"sandbox setup failed: {report['setup_error']}\n{err}")
-        wall = report.get("wall_s", elapsed)
-        if killed_for == "timeout" or report.get("timed_out") or wall > timeout:
-            return _command_result("TimeLimitExceeded", time_s=wall, stdout=out, stderr=err, cpu_s=report.get("cpu_s"))
-        if killed_for == "output":
-            err += f"\n[sandbox] output exceeded {self.limits.max_output_bytes} bytes: the program was killed\n"
-            return _command_result("Finished", time_s=wall, return_code=-signal.SIGKILL, stdout=out, stderr=err)
-        if not report:
-            return _command_result(
-                "Error", stderr=f"sandbox launcher exited with {proc.returncode} without a report\n" f"{err}"
-            )
-        if report.get("signal") == signal.SIGXCPU:  # RLIMIT_CPU: the CPU-time limit is a time limit
-            return _command_result("TimeLimitExceeded", time_s=wall, stdout=out, stderr=err, cpu_s=report["cpu_s"])
-        code = -report["signal"] if "signal" in report else report["exit_code"]
-        return _command_result("Finished", time_s=wall, return_code=code, stdout=out, stderr=err, cpu_s=report["cpu_s"])
+            if cgroup is not None:
+                cgroup.kill_all()
+                cgroup.remove()
+            if cgroup is None or "pid" not in (self.namespaces if namespaces is None else namespaces):
+                kill_uid(slot.uid)  # no cgroup to empty, or no namespace to take leftovers with it
 
-    def _collect(self, proc: subprocess.Popen, deadline: float) -> tuple[bytes, bytes, str | None]:
-        """Read stdout/stderr until both close, the deadline passes, or the output cap is hit."""
-        out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
-        chunks: dict[int, list[bytes]] = {out_fd: [], err_fd: []}
-        total = 0
-        killed_for = None
-        with selectors.DefaultSelector() as selector:
-            selector.register(out_fd, selectors.EVENT_READ)
-            selector.register(err_fd, selectors.EVENT_READ)
-            while selector.get_map():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    killed_for = "timeout"
-                    break
-                # once the launcher has exited, the program's output is all in the pipes; a leftover
-                # background process (possible only without a pid namespace) must not hold us
-                launcher_done = proc.poll() is not None
-                ready = selector.select(timeout=0 if launcher_done else min(remaining, 0.05))
-                if launcher_done and not ready:
-                    break
-                for key, _ in ready:
-                    data = os.read(key.fd, 1 << 16)
-                    if not data:
-                        selector.unregister(key.fd)
-                        continue
-                    chunks[key.fd].append(data)
-                    total += len(data)
-                if total > self.limits.max_output_bytes:
-                    killed_for = "output"
-                    break
-        if killed_for is not None:
-            _kill_group(proc.pid)
-        proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-        cap = self.limits.max_output_bytes
-        return b"".join(chunks[out_fd])[:cap], b"".join(chunks[err_fd])[:cap], killed_for
-
-    def _kill_uid(self, uid: int) -> None:
-        """Kill whatever of this uid still runs (only possible without a pid namespace)."""
-        for _ in range(100):
-            pids = processes_of_uid(uid)
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.01)
-        logger.error("sandbox uid %d still has processes after repeated SIGKILL: %s", uid, processes_of_uid(uid))
-
-    # ---------------------------------------------------------------- start-up probes
-    def _probe(
-        self, argv: list[str], namespaces: tuple[str, ...], rlimits: dict | None = None, timeout: float = 10.0
+    def probe(
+        self,
+        argv: list[str],
+        namespaces: tuple[str, ...],
+        rlimits: dict | None = None,
+        timeout: float = 10.0,
+        max_pids: int | None = None,
     ) -> dict:
+        """Run a start-up probe in a slot of its own (see ``probes.py``)."""
         slot = self._slots.get()
-        workdir = tempfile.mkdtemp(dir=self.root, prefix="probe-")
         try:
-            os.chown(workdir, slot.identity.uid, slot.identity.gid)
-            os.chmod(workdir, 0o700)
-            return self._execute(slot, argv, workdir, timeout, None, self.limits.memory_limit_mb, namespaces, rlimits)
+            workdir = self._run_dir(slot, 16, 256)
+            try:
+                return self._step(
+                    slot, argv, workdir, timeout, None, self.limits.memory_limit_mb, namespaces, rlimits, max_pids
+                )
+            finally:
+                workdir.close()
         finally:
-            self._kill_uid(slot.identity.uid)
-            shutil.rmtree(workdir, ignore_errors=True)
             self._slots.put(slot)
 
-    def _probe_namespaces(self, requested: tuple[str, ...] | None) -> tuple[str, ...]:
-        """The namespaces that work here; ``requested`` ones must all work (no silent downgrade)."""
-        true = [shutil.which("true") or "/bin/true"]
-        if requested is not None:
-            result = self._probe(true, tuple(requested))
-            if result["status"] != "Finished" or result["return_code"] != 0:
-                raise RuntimeError(f"requested sandbox namespaces {requested} do not work here: {result['stderr']}")
-            return tuple(requested)
-        working = tuple(
-            ns
-            for ns in ALL_NAMESPACES
-            if (r := self._probe(true, (ns,)))["status"] == "Finished" and r["return_code"] == 0
-        )
-        if working and (r := self._probe(true, working))["status"] != "Finished":
-            raise RuntimeError(f"sandbox namespaces {working} work one by one but not together: {r['stderr']}")
-        missing = sorted(set(ALL_NAMESPACES) - set(working))
-        if missing:
-            logger.warning("embedded sandbox runs without %s namespace(s): the kernel refused them", missing)
-        return working
 
-    def _probe_process_cap(self, cap: int = 4, attempts: int = 12) -> bool:
-        """Harmless proof that RLIMIT_NPROC binds: with a cap of 4, spawning 12 sleepers must fail."""
-        return probe_process_cap(self, cap, attempts)["binds"]
+def _response(status: str, message: str = "", compile_result=None, run_result=None, files=None) -> dict:
+    import base64
 
-
-def probe_process_cap(sandbox: Sandbox, cap: int, attempts: int) -> dict:
-    """Run a program that tries to start ``attempts`` sleeping children under ``RLIMIT_NPROC=cap``.
-
-    The children only sleep and are killed with the run: the check is safe even when the cap
-    does NOT bind, which is the point of running it before any fork bomb.
-    """
-    script = (
-        "import os, subprocess, sys\n"
-        "started = 0\n"
-        f"for _ in range({attempts}):\n"
-        "    try:\n"
-        "        subprocess.Popen(['sleep', '30'])\n"
-        "        started += 1\n"
-        "    except OSError:\n"
-        "        break\n"
-        "print(started)\n"
-    )
-    rlimits = sandbox.limits.rlimits(10, sandbox.limits.memory_limit_mb) | {"NPROC": cap}
-    argv = [sandbox.toolchains["python"].run_argv[0], "-E", "-s", "-B", "-c", script]
-    result = sandbox._probe(argv, sandbox.namespaces, rlimits)
-    started = int(result["stdout"].strip() or -1) if result["status"] == "Finished" else -1
     return {
-        "binds": 0 <= started < min(cap, attempts),
-        "started": started,
-        "cap": cap,
-        "attempts": attempts,
-        "result": result,
+        "status": status,
+        "message": message,
+        "compile_result": compile_result,
+        "run_result": run_result,
+        "executor_pod_name": None,
+        "files": {name: base64.b64encode(data).decode() for name, data in (files or {}).items()},
     }
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _overall_status(compile_result: dict | None, run_result: dict | None) -> tuple[str, str]:
