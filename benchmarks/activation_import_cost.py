@@ -55,6 +55,8 @@ def own_import_seconds(importtime_log: str) -> float:
         if not parent.startswith(OURS):
             total_us += cumulative
     return total_us / 1e6
+
+
 _EAGER_INSTALLERS = (
     "from verl_falcon_plugin.models.falcon_h1 import verl_hook as a; a.install(); "
     "from liger_patches import verl_hook as b; b.install(); "

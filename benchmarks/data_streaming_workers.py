@@ -1,7 +1,8 @@
 """Step time of the streaming SFT loader with 0 vs 2 tokenising workers (``data.num_workers``).
 
 The loader is the one the plugin's SFT hook builds for verl's trainer (a ``StatefulDataLoader`` over the
-dataset, verl's ``SFTTensorCollator``); the dataset tokenises in its own worker processes. Long traces. A training step is stood in for by a sleep of ``--compute`` ms: on a GPU machine
+dataset, verl's ``SFTTensorCollator``); the dataset tokenises in its own worker processes. Long traces.
+A training step is stood in for by a sleep of ``--compute`` ms: on a GPU machine
 the CPU mostly waits while the GPU runs the step, which is the time workers can tokenise the next batch
 in. With ``--compute auto`` it is the median tokenise-and-collate time of one batch without workers,
 measured first (the case where overlap can hide the most). Each configuration runs ``--repeats`` times

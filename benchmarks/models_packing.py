@@ -186,7 +186,7 @@ def main() -> None:
             f"{name:20s} {w['min'] * 1e3:9.1f} /{w['median'] * 1e3:9.1f} /{w['max'] * 1e3:9.1f} "
             f"{statistics.median(t['cpu']) * 1e3:14.1f} {tokens / w['median']:9.0f}"
         )
-    print(f"\nspeed relative to the padded batch (use_remove_padding=False), paired within each round:")
+    print("\nspeed relative to the padded batch (use_remove_padding=False), paired within each round:")
     print(f"{'variant':20s} {'wall min / median / max':>26s} {'CPU median':>11s}")
     for name, r in ratios.items():
         w = spread(r["wall"])

@@ -90,7 +90,6 @@ def no_gpu_memory_logging(monkeypatch):
 
 @pytest.fixture
 def make_dataset(tmp_path, chat_tokenizer):
-    from verl_falcon_plugin.data.streaming_sft import StreamingSFTDataset
 
     files = write_mixture(tmp_path, {"math": 23, "code": 17})
     config = streaming_config(files, {"math": 0.6, "code": 0.4}, streaming={"samples_per_epoch": 22, "seed": 5})
@@ -130,7 +129,6 @@ def test_resume_mid_epoch_reproduces_the_uninterrupted_run(make_dataset):
 def make_dataset_with_drops(tmp_path, chat_tokenizer):
     """Every 4th math row has a prompt longer than max_length: right-trimming leaves it nothing to learn, so the
     stream drops it (which a worker learns only by tokenising it)."""
-    from verl_falcon_plugin.data.streaming_sft import StreamingSFTDataset
 
     files = write_mixture(tmp_path, {"math": 23, "code": 17})
     rows = [json.loads(line) for line in open(files["math"])]
@@ -233,7 +231,6 @@ def test_verls_own_factory_builds_the_dataset_from_data_custom_cls(tmp_path, cha
     from omegaconf import open_dict
     from verl.trainer.sft_trainer import create_sft_dataset
 
-    from verl_falcon_plugin.data.streaming_sft import StreamingSFTDataset
 
     files = write_mixture(tmp_path, {"math": 10, "code": 10})
     config = compose_sft_config(

@@ -25,6 +25,7 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("verl")
 
 import verl.trainer.ppo.core_algos  # noqa: E402,F401  (activation registers falcon_h1r when verl's registry loads)
+
 from verl_falcon_plugin.losses.dp_batches import ppo_tensordict  # noqa: E402
 from verl_falcon_plugin.losses.dp_harness import EngineStandIn  # noqa: E402
 from verl_falcon_plugin.losses.dp_reference import Scenario, Sequence, tiny_model  # noqa: E402
@@ -78,9 +79,7 @@ def group_batch(outputs: list[dict], carrier: str, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     lengths = [3 + int(torch.randint(0, 5, (1,), generator=gen)) for _ in outputs]
     width = max(lengths)
-    seqs = [
-        Sequence([1, 2], torch.randint(0, 11, (n,), generator=gen).tolist(), [0, 0] + [1] * n) for n in lengths
-    ]
+    seqs = [Sequence([1, 2], torch.randint(0, 11, (n,), generator=gen).tolist(), [0, 0] + [1] * n) for n in lengths]
     mask = torch.zeros(len(seqs), width, dtype=torch.int64)
     scores = torch.zeros(len(seqs), width, dtype=torch.float32)
     for i, n in enumerate(lengths):
@@ -107,9 +106,8 @@ def group_batch(outputs: list[dict], carrier: str, seed: int = 0):
 
 def engine_step(data, coef: float, group, **policy_loss):
     from verl.workers import engine_workers
-    from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
-
     from verl.workers.config import ActorConfig
+    from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
 
     model = tiny_model()
     config = ActorConfig(

@@ -30,9 +30,9 @@ def assert_equivalent(result, unpatched_wrong_by=100):
     assert result.logits <= LOGITS_TOLERANCE, result
     assert result.loss <= GRAD_TOLERANCE, result
     assert result.grads <= GRAD_TOLERANCE, result
-    assert (
-        result.unpatched_logits > unpatched_wrong_by * LOGITS_TOLERANCE
-    ), f"the unpatched model should be wrong: {result}"
+    assert result.unpatched_logits > unpatched_wrong_by * LOGITS_TOLERANCE, (
+        f"the unpatched model should be wrong: {result}"
+    )
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)

@@ -37,8 +37,7 @@ CASES = {
         True,
     ),
     "correct_c_via_cpp": (
-        '```c\n#include <stdio.h>\nint main(void){long a,b;scanf("%ld %ld",&a,&b);'
-        'printf("%ld\\n",a+b);return 0;}\n```',
+        '```c\n#include <stdio.h>\nint main(void){long a,b;scanf("%ld %ld",&a,&b);printf("%ld\\n",a+b);return 0;}\n```',
         RewardStatus.CORRECT,
         "passed",
         True,

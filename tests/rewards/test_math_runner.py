@@ -23,6 +23,7 @@ def math_reward(*args, **kwargs):
     """Every call here must reach a worker: no verdict cache (0 entries keeps only the in-flight sharing)."""
     return cached_math_reward(*args, cache=VerdictCache(0), **kwargs)
 
+
 HANG_GUARD_S = 60.0  # generous: only there so that a regression fails instead of hanging the suite
 
 

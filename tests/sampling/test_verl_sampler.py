@@ -16,9 +16,11 @@ from tensordict import TensorDict
 
 pytest.importorskip("transfer_queue", reason="verl's v1 trainer needs TransferQueue (verl[verl-core])")
 
-from tests.sampling.verl_path import BATCH  # noqa: E402
+from tests.sampling.verl_path import (
+    BATCH,  # noqa: E402
+    scripted_trainer,  # noqa: E402
+)
 from tests.sampling.verl_path import run as _run  # noqa: E402
-from tests.sampling.verl_path import scripted_trainer  # noqa: E402
 from tests.sampling.verl_path import with_overrides as _config  # noqa: E402
 from verl_falcon_plugin.sampling.verl_sampler import FalconOnlineSampler  # noqa: E402
 
@@ -65,9 +67,9 @@ def test_without_cache_it_reproduces_verls_builtin_dapo_path(verl_v1, plugin_con
             a["metrics"]["training/filter_groups/evicted_samples"]
             == b["metrics"]["training/filter_groups/evicted_samples"]
         )
-    assert any(
-        b["metrics"].get("training/filter_groups/discarded_surplus_samples", 0) for b in theirs
-    ), "the scenario must produce surplus, or the cache has nothing to save"
+    assert any(b["metrics"].get("training/filter_groups/discarded_surplus_samples", 0) for b in theirs), (
+        "the scenario must produce surplus, or the cache has nothing to save"
+    )
 
 
 @pytest.mark.parametrize("max_groups,max_age", [(128, 1), (3, 1), (128, 0), (128, 3)])

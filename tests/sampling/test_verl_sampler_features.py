@@ -15,7 +15,7 @@ import torch
 
 pytest.importorskip("transfer_queue", reason="verl's v1 trainer needs TransferQueue (verl[verl-core])")
 
-from tests.sampling.verl_path import BATCH, G, KWARGS, run, scripted_trainer, with_overrides  # noqa: E402
+from tests.sampling.verl_path import BATCH, KWARGS, G, run, scripted_trainer, with_overrides  # noqa: E402
 from verl_falcon_plugin.sampling.verl_checkpoint import STATE_FILE  # noqa: E402
 from verl_falcon_plugin.testing.verl_rollout import clear_partitions, counting_uids  # noqa: E402
 

@@ -8,15 +8,11 @@ run under ``TRITON_INTERPRET=1`` with the project's interpreter shim.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from upstream_prs.conftest import package_copy
+from upstream_prs.conftest import run_on_copy
 
 pytestmark = pytest.mark.slow
 
@@ -27,18 +23,11 @@ TOL = 1e-5
 
 @pytest.fixture(scope="module", params=["unpatched", "patched"])
 def comparison(request, tmp_path_factory) -> tuple[str, dict]:
-    src = package_copy(HERE, tmp_path_factory.mktemp(request.param), patched=request.param == "patched")
-    proc = subprocess.run(
-        [sys.executable, str(RUNNER)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(src), "TRITON_INTERPRET": "1"},
+    destination = tmp_path_factory.mktemp(request.param)
+    patched = request.param == "patched"
+    return request.param, run_on_copy(
+        HERE, RUNNER, destination, patched=patched, package="liger", timeout=600, TRITON_INTERPRET="1"
     )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert Path(result["liger"]).is_relative_to(src)
-    return request.param, result
 
 
 @pytest.mark.parametrize("norm_before_gate", ["False", "True"])

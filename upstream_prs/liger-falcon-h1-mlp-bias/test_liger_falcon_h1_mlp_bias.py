@@ -7,15 +7,11 @@ Liger's Triton kernels run on CPU under TRITON_INTERPRET=1, with the project's i
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from upstream_prs.conftest import package_copy
+from upstream_prs.conftest import run_on_copy
 
 pytestmark = pytest.mark.slow
 
@@ -28,17 +24,9 @@ TOL = 1e-5
 def comparison(request, tmp_path_factory) -> tuple[str, dict]:
     """One subprocess per variant: importing torch, transformers and Triton dominates the run time."""
     # The upstream repository keeps the package under src/: the tree mirrors it.
-    src = package_copy(HERE, tmp_path_factory.mktemp(request.param), patched=request.param == "patched")
-    proc = subprocess.run(
-        [sys.executable, str(RUNNER)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(src), "TRITON_INTERPRET": "1"},
-    )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert Path(result["liger"]).is_relative_to(src)
+    destination = tmp_path_factory.mktemp(request.param)
+    patched = request.param == "patched"
+    result = run_on_copy(HERE, RUNNER, destination, patched=patched, package="liger", TRITON_INTERPRET="1")
     assert result["kernel"] == "InterpretedFunction"
     return request.param, result["mlp_bias"]
 

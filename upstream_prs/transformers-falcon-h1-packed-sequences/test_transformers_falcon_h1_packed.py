@@ -9,15 +9,11 @@ of the logits. The fused CUDA path cannot run here; what it hands mamba_ssm's ke
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from upstream_prs.conftest import package_copy
-from upstream_prs.upstream import pythonpath_env
+from upstream_prs.conftest import run_on_copy
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +27,9 @@ EXPECTED_SEQ_IDX = [[0] * 5 + [1] * 11 + [2] * 7]  # LENGTHS = (5, 11, 7) in the
 @pytest.fixture(scope="module", params=["unpatched", "patched"])
 def comparison(request, tmp_path_factory) -> tuple[str, dict]:
     """One subprocess per variant, both ``mamba_norm_before_gate`` settings in it (imports dominate)."""
-    src = package_copy(HERE, tmp_path_factory.mktemp(request.param), patched=request.param == "patched")
-    proc = subprocess.run(
-        [sys.executable, str(RUNNER)], capture_output=True, text=True, timeout=300, env=pythonpath_env(src)
-    )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert Path(result["transformers"]).is_relative_to(src)
+    destination = tmp_path_factory.mktemp(request.param)
+    patched = request.param == "patched"
+    result = run_on_copy(HERE, RUNNER, destination, patched=patched, package="transformers")
     return request.param, result["by_norm_before_gate"]
 
 

@@ -8,15 +8,11 @@ copy is exact for both.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from upstream_prs.conftest import package_copy
-from upstream_prs.upstream import pythonpath_env
+from upstream_prs.conftest import run_on_copy
 
 pytestmark = pytest.mark.slow
 
@@ -25,17 +21,10 @@ HERE = Path(__file__).parent
 
 @pytest.fixture(scope="module", params=["unpatched", "patched"])
 def reproduction(request, tmp_path_factory) -> tuple[str, dict]:
-    root = package_copy(HERE, tmp_path_factory.mktemp(request.param), patched=request.param == "patched")
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "reproduce.py")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=pythonpath_env(root, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore"),
-    )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert Path(result["triton"]).is_relative_to(root), result["triton"]  # the copy ran, not the installed triton
+    destination = tmp_path_factory.mktemp(request.param)
+    patched = request.param == "patched"
+    env = dict(TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
+    result = run_on_copy(HERE, HERE / "reproduce.py", destination, patched=patched, package="triton", **env)
     assert result["kernel"] == "InterpretedFunction"
     return request.param, result["errors"]
 

@@ -8,15 +8,11 @@ same helper after the patch (the same loop before it).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from upstream_prs.conftest import package_copy
-from upstream_prs.upstream import pythonpath_env
+from upstream_prs.conftest import run_on_copy
 
 pytestmark = pytest.mark.slow
 
@@ -26,18 +22,11 @@ RUNNER = HERE / "stack_extra_infos.py"
 
 @pytest.fixture(scope="module", params=["unpatched", "patched"])
 def stacked(request, tmp_path_factory) -> tuple[str, dict]:
-    root = package_copy(HERE, tmp_path_factory.mktemp(request.param), patched=request.param == "patched")
-    proc = subprocess.run(
-        [sys.executable, str(RUNNER)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=pythonpath_env(root, VERL_USE_EXTERNAL_PLUGINS="none"),
+    destination = tmp_path_factory.mktemp(request.param)
+    patched = request.param == "patched"
+    return request.param, run_on_copy(
+        HERE, RUNNER, destination, patched=patched, package="verl", VERL_USE_EXTERNAL_PLUGINS="none"
     )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert Path(result["verl"]).is_relative_to(root)
-    return request.param, result
 
 
 def test_a_key_only_later_samples_have_is_kept_only_with_the_patch(stacked) -> None:

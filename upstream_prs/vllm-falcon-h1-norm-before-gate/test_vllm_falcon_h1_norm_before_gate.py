@@ -9,17 +9,13 @@ not repeated here, each engine costs ~20 s on CPU. Runs only in .venv-vllm (vllm
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("vllm")
 
-from upstream_prs.conftest import package_copy  # noqa: E402
-from upstream_prs.upstream import pythonpath_env  # noqa: E402
+from upstream_prs.conftest import run_on_copy  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -31,17 +27,9 @@ CPU_ENV = {"VLLM_USE_V2_MODEL_RUNNER": "0", "VLLM_ENABLE_V1_MULTIPROCESSING": "0
 
 
 def served_errors(tmp_path: Path, patched: bool, settings: list[str]) -> dict[str, float]:
-    root = package_copy(HERE, tmp_path, patched=patched)
-    proc = subprocess.run(
-        [sys.executable, str(RUNNER), *settings],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        env=pythonpath_env(root, **CPU_ENV),
+    result = run_on_copy(
+        HERE, RUNNER, tmp_path, patched=patched, package="vllm", args=tuple(settings), timeout=400, **CPU_ENV
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert Path(result["vllm"]).is_relative_to(root)
     return result["max_abs_logprob_error"]
 
 

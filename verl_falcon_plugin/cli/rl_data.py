@@ -98,8 +98,8 @@ def _add_rollouts(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-attempts", type=int, default=6, help="tries per request on 429/5xx/connection errors")
     parser.add_argument("--retry-backoff", type=float, default=2.0, help="first retry delay in s, doubled each time")
     parser.add_argument("--request-timeout", type=float, default=3600.0, help="seconds per server request")
-    parser.add_argument("--engine-arg", action="append", default=[], metavar="KEY=JSON",
-                        help="extra vllm.LLM argument, e.g. dtype='\"bfloat16\"' or tensor_parallel_size=8")  # fmt: skip
+    engine_arg_help = "extra vllm.LLM argument, e.g. dtype='\"bfloat16\"' or tensor_parallel_size=8"
+    parser.add_argument("--engine-arg", action="append", default=[], metavar="KEY=JSON", help=engine_arg_help)
     _common(parser)
     parser.set_defaults(func=run_rollouts)
 
@@ -111,7 +111,8 @@ def run_dedup(args: argparse.Namespace) -> int:
     report = dedup(args.rl, args.sft, args.out, args.report, config, progress=not args.no_progress)
     print(
         f"dedup: {report['problems']} problems, kept {report['kept']}, dropped {report['dropped']} "
-        f"{report['dropped_by_reason']} (SFT rows indexed: {report['sft_rows_indexed']}) -> {args.out}; report {args.report}"
+        f"{report['dropped_by_reason']} (SFT rows indexed: {report['sft_rows_indexed']}) -> {args.out}; "
+        f"report {args.report}"
     )
     return 0
 

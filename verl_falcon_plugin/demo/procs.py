@@ -122,7 +122,13 @@ def free_port() -> int:
 
 @contextmanager
 def vllm_server(
-    python: Path, model: Path, name: str, log: Path, *, max_model_len: int, on_line: Callable[[str], None],
+    python: Path,
+    model: Path,
+    name: str,
+    log: Path,
+    *,
+    max_model_len: int,
+    on_line: Callable[[str], None],
     startup_timeout_s: float = 300.0,
 ) -> Iterator[str]:
     """``vllm serve`` (OpenAI API) on ``model`` with CPU settings; yields its base URL, then stops it."""

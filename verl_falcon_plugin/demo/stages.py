@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -189,21 +190,25 @@ def stage_grpo(ctx: Context) -> dict[str, Any]:
     train = ctx.out / "rl" / "train.parquet"
     ray_dir = tempfile.mkdtemp(prefix="fh1r-ray-", dir="/tmp")  # Ray's socket paths must stay short
     env = {"VERL_PLATFORM": "cpu", "VERL_FILE_LOGGER_PATH": str(metrics), "OMP_NUM_THREADS": "1"}
-    ctx.sh([
-        ctx.python, "-m", "verl.trainer.main_ppo", "+plugin=falcon_h1r_cpu",
-        f"actor_rollout_ref.model.path={ctx.out / 'sft_hf'}", f"data.train_files={train}", f"data.val_files={train}",
-        f"data.train_batch_size={c.grpo_batch}", "data.max_prompt_length=256",
-        f"data.max_response_length={c.max_new_tokens}",
-        f"actor_rollout_ref.rollout.n={c.grpo_n}", f"actor_rollout_ref.actor.ppo_mini_batch_size={c.grpo_batch}",
-        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8", "actor_rollout_ref.actor.use_dynamic_bsz=false",
-        f"actor_rollout_ref.actor.optim.lr={c.grpo_lr}", "actor_rollout_ref.actor.optim.lr_warmup_steps=0",
-        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
-        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
-        f"trainer.total_training_steps={c.grpo_steps}", f"trainer.save_freq={c.grpo_steps}", "trainer.test_freq=-1",
-        "trainer.val_before_train=false", "trainer.logger=[console,file]", f"trainer.default_local_dir={ckpt}",
-        "trainer.project_name=falcon-h1r-demo", "trainer.experiment_name=grpo", "trainer.resume_mode=disable",
-        f"+ray_kwargs.ray_init._temp_dir={ray_dir}",
-    ], "grpo", env=env, timeout_s=1800)  # fmt: skip
+    try:
+        ctx.sh([
+            ctx.python, "-m", "verl.trainer.main_ppo", "+plugin=falcon_h1r_cpu",
+            f"actor_rollout_ref.model.path={ctx.out / 'sft_hf'}",
+            f"data.train_files={train}", f"data.val_files={train}",
+            f"data.train_batch_size={c.grpo_batch}", "data.max_prompt_length=256",
+            f"data.max_response_length={c.max_new_tokens}",
+            f"actor_rollout_ref.rollout.n={c.grpo_n}", f"actor_rollout_ref.actor.ppo_mini_batch_size={c.grpo_batch}",
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8", "actor_rollout_ref.actor.use_dynamic_bsz=false",
+            f"actor_rollout_ref.actor.optim.lr={c.grpo_lr}", "actor_rollout_ref.actor.optim.lr_warmup_steps=0",
+            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
+            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
+            f"trainer.total_training_steps={c.grpo_steps}", f"trainer.save_freq={c.grpo_steps}", "trainer.test_freq=-1",
+            "trainer.val_before_train=false", "trainer.logger=[console,file]", f"trainer.default_local_dir={ckpt}",
+            "trainer.project_name=falcon-h1r-demo", "trainer.experiment_name=grpo", "trainer.resume_mode=disable",
+            f"+ray_kwargs.ray_init._temp_dir={ray_dir}",
+        ], "grpo", env=env, timeout_s=1800)  # fmt: skip
+    finally:
+        shutil.rmtree(ray_dir, ignore_errors=True)  # Ray's session files (its processes are gone with the group)
     _merge(ctx, ckpt, ctx.out / "grpo_hf", "grpo_merge", subdir="actor")
     reward = logs.series(metrics, logs.GRPO_REWARD)
     length = logs.series(metrics, logs.GRPO_LENGTH)

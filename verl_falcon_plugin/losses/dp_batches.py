@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from verl_falcon_plugin.losses.dp_reference import Scenario, Sequence, actor_config
 
+
 def ppo_tensordict(seqs: list[Sequence], fields: dict[str, Any], scenario: Scenario) -> Any:
     import torch
     from verl.utils import tensordict_utils as tu

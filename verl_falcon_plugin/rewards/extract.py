@@ -29,7 +29,12 @@ THINK_CLOSE = "</think>"
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _BOX_JOIN = re.compile(r"^\s*\$*\s*(?:,?\s*and|,?\s*or|,)\s*\$*\s*$")
 _MAX_JOINED_BOXES = 6  # math-verify joins the first box and up to five more
-_VALUE = r"(?:\$(?P<dollar>(?:\\\$|[^$])+)\$|\\\((?P<paren>.+?)\\\)|\\\[(?P<bracket>.+?)\\\]|(?P<word>[^\s$](?:[^\n$]*?[^\s$])??)(?=\.?\s*(?:I hope|\n|$)|\.\s))"
+_VALUE = (
+    r"(?:\$(?P<dollar>(?:\\\$|[^$])+)\$"
+    r"|\\\((?P<paren>.+?)\\\)"
+    r"|\\\[(?P<bracket>.+?)\\\]"
+    r"|(?P<word>[^\s$](?:[^\n$]*?[^\s$])??)(?=\.?\s*(?:I hope|\n|$)|\.\s))"
+)
 _MINERVA = re.compile(r"final answer is:?\s*" + _VALUE + r"\.?\s*I hope", re.IGNORECASE | re.DOTALL)
 _FINAL_IS = re.compile(r"final answer.{0,100}?\s+is:?\s*" + _VALUE, re.IGNORECASE | re.DOTALL)
 _ANSWER_COLON = re.compile(r"answer:\s*" + _VALUE, re.IGNORECASE)

@@ -181,10 +181,10 @@ def _intervals(rng: random.Random, same: bool):
             other = (left, lo, hi + 1 if hi != "\\infty" else 99, right)
 
     def spell(v: tuple) -> str:
-        l, a, b, r = v
+        opening, a, b, closing = v
         if rng.random() < 0.3:
-            return f"\\left{l}{a}, {b}\\right{r}"
-        return f"{l}{a},{b}{r}"
+            return f"\\left{opening}{a}, {b}\\right{closing}"
+        return f"{opening}{a},{b}{closing}"
 
     return value, other, spell(value), spell(other), "intervals"
 
@@ -195,15 +195,23 @@ def _collections(rng: random.Random, same: bool):
         items = rng.sample(range(-9, 20), rng.randint(2, 4))
         other = items if same else items[:-1] + [items[-1] + 1]
         perm = rng.sample(other, len(other))
-        return frozenset(items), frozenset(other), "\\{" + ",".join(map(str, items)) + "\\}", (
-            "\\{" + ", ".join(map(str, perm)) + "\\}"
-        ), "sets"
+        return (
+            frozenset(items),
+            frozenset(other),
+            "\\{" + ",".join(map(str, items)) + "\\}",
+            ("\\{" + ", ".join(map(str, perm)) + "\\}"),
+            "sets",
+        )
     if kind == "tuple":
         items = [rng.randint(-9, 9) for _ in range(rng.randint(2, 3))]
         other = items if same else list(reversed(items)) if items != items[::-1] else [items[0] + 1] + items[1:]
-        return tuple(items), tuple(other), "(" + ",".join(map(str, items)) + ")", (
-            "(" + ", ".join(map(str, other)) + ")"
-        ), "tuples"
+        return (
+            tuple(items),
+            tuple(other),
+            "(" + ",".join(map(str, items)) + ")",
+            ("(" + ", ".join(map(str, other)) + ")"),
+            "tuples",
+        )
     pairs = [(rng.randint(-5, 5), rng.randint(-5, 5)) for _ in range(2)]
     while pairs[0] == pairs[1]:
         pairs[1] = (pairs[1][0] + 1, pairs[1][1])

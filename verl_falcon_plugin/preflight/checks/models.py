@@ -45,9 +45,8 @@ def packed() -> CheckResult:
     import torch
 
     from verl_falcon_plugin.models.falcon_h1.equivalence import DEFAULT_LENGTHS, packed_check
-    from verl_falcon_plugin.testing import REALISTIC_GEOMETRY
-
     from verl_falcon_plugin.models.falcon_h1.gpu_path_equivalence import torch_path_forced
+    from verl_falcon_plugin.testing import REALISTIC_GEOMETRY
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     previous = torch.backends.cuda.matmul.allow_tf32

@@ -46,7 +46,7 @@ def parse_tests(tests: Any) -> list[TestCase]:
         return [_from_pair(i, case) for i, case in enumerate(tests)]
     if not isinstance(tests, dict):
         raise ValueError(
-            "tests: expected a dict with 'inputs'/'outputs' or a list of cases, " f"got {type(tests).__name__}"
+            f"tests: expected a dict with 'inputs'/'outputs' or a list of cases, got {type(tests).__name__}"
         )
     missing = [k for k in ("inputs", "outputs") if k not in tests and "assert_case" not in tests]
     if missing:
