@@ -32,3 +32,10 @@ def ray_temp_dir() -> Path:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def plain_cpu_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainers here must see a user's CPU machine: ``tests/liger/conftest.py`` sets ``TRITON_INTERPRET=1``
+    for the whole session, and a subprocess would inherit it (Liger would then run in the interpreter)."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)

@@ -27,7 +27,9 @@ pytestmark = [
 
 
 def run_demo(out: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "VLLM_USE_V2_MODEL_RUNNER": "0", "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    # as `make demo` runs it: without the TRITON_INTERPRET=1 that tests/liger/conftest.py sets for the session
+    inherited = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    env = {**inherited, "VLLM_USE_V2_MODEL_RUNNER": "0", "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
            "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
     return subprocess.run([sys.executable, "-m", "verl_falcon_plugin.demo", "--quick", "--out", str(out)], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=3000)  # fmt: skip

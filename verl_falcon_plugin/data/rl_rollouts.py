@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 #: the output field holding the problem's line in the problems file (the resume index)
 INDEX_KEY = "problem_line"
 
-#: The system prompt of Falcon-H1R's training and evaluation (PAPER_FACTS.md).
+#: The system prompt of Falcon-H1R's training and evaluation (docs/paper-settings.md).
 PAPER_SYSTEM_PROMPT = (
     "You are Falcon, a helpful AI assistant created by Technology Innovation Institute (TII). To answer the "
     "user's question, you first think about the reasoning process and then provide the user with the answer. "

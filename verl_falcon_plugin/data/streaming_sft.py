@@ -119,7 +119,7 @@ class StreamingSFTDataset(torch.utils.data.IterableDataset):
         # verl builds the validation set with the same data config: it streams data.val_files
         # as they are (no mixture, no resampling), one pass per validation.
         self.is_validation = _same_files(parquet_files, data_config.get("val_files"))
-        # data.streaming.system_prompt: "paper" (Falcon-H1R's, PAPER_FACTS.md), any text, or none (default)
+        # data.streaming.system_prompt: "paper" (Falcon-H1R's, docs/paper-settings.md), any text, or none (default)
         self.system_prompt = resolve_system_prompt(streaming.get("system_prompt"))
         if self.is_validation:
             self.num_workers = 0  # validation is rare: a persistent worker pool would sit idle between passes
