@@ -56,7 +56,7 @@ demo-quick: $(STAMP) $(STAMP_VLLM)
 # Each prints ratios against a baseline measured in the same run; results land in benchmarks/results/.
 VLLM_BENCHMARKS := benchmarks/deepconf_overhead.py
 bench: $(STAMP) $(STAMP_VLLM)
-	set -e; for b in $(filter-out $(VLLM_BENCHMARKS),$(wildcard benchmarks/*.py)); do \
+	set -e; for b in $(filter-out $(VLLM_BENCHMARKS) benchmarks/_%.py,$(wildcard benchmarks/*.py)); do \
 		echo "== $$b"; $(CPU_ENV) $(VENV)/bin/python $$b; done
 	set -e; for b in $(VLLM_BENCHMARKS); do echo "== $$b"; $(CPU_ENV) $(VENV_VLLM)/bin/python $$b; done
 

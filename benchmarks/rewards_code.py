@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
 import os
-import platform
-import tempfile
 import time
-from pathlib import Path
+
+from _results import write_json
 
 from verl_falcon_plugin.rewards.code import code_reward
 from verl_falcon_plugin.rewards.code.endpoints import EndpointPool
@@ -83,19 +81,12 @@ def main() -> None:
             f"  {row['ratio_vs_first']:>4.2f}x  {row['served']}"
         )
     print(f"(cpu cores: {os.cpu_count()}; load average before the run is not controlled on a shared machine)")
-    out = Path(__file__).parent / "results" / "rewards_code.json"
-    out.parent.mkdir(exist_ok=True)
     payload = {
-        "machine": platform.platform(),
-        "cpu_count": os.cpu_count(),
         "args": vars(args),
         "rows": rows,
         "all_runs": runs,
     }
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".tmp", delete=False) as tmp:
-        json.dump(payload, tmp, indent=2)
-    os.replace(tmp.name, out)
-    print(f"wrote {out}")
+    write_json("rewards_code", payload)
 
 
 if __name__ == "__main__":

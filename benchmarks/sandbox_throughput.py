@@ -16,14 +16,12 @@ import argparse
 import concurrent.futures
 import json
 import os
-import platform
 import statistics
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import sandbox_fusion
+from _results import write_json
 from sandbox_fusion import RunCodeRequest
 
 from verl_falcon_plugin.rewards.sandbox import SandboxServer
@@ -109,11 +107,7 @@ def main() -> None:
         print(f"    {ms:7.2f}  {PHASE_NAMES[key]}")
     mechanisms = {k: isolation[k] for k in ("namespaces", "cgroup", "workdir_tmpfs", "seccomp", "unisolated")}
     print(f"  mechanisms in force: {json.dumps(mechanisms)}")
-    out = Path(__file__).parent / "results" / "sandbox_throughput.json"
-    out.parent.mkdir(exist_ok=True)
     payload = {
-        "machine": platform.platform(),
-        "cpu_count": os.cpu_count(),
         "args": vars(args),
         "sandbox_s": summary(ours),
         "floor_s": summary(floor),
@@ -121,10 +115,7 @@ def main() -> None:
         "phases_ms": phases,
         "mechanisms": mechanisms,
     }
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".tmp", delete=False) as tmp:
-        json.dump(payload, tmp, indent=2)
-    os.replace(tmp.name, out)
-    print(f"wrote {out}")
+    write_json("sandbox_throughput", payload)
 
 
 if __name__ == "__main__":
